@@ -1,0 +1,357 @@
+"""``fit(config) -> FitResult``: one training run, top to bottom.
+
+The only entry point the sweep uses. It knows nothing of Optuna: a sweep passes
+``on_epoch_end`` and stops the run by returning True from it (that is how pruning enters).
+Non-finite losses and CUDA out-of-memory end the run as a failed result, never an exception.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import random
+import resource
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from trainer_core.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
+from trainer_core.config import TrainConfig
+from trainer_core.data import DetectionDataset, Sample, make_splits, seed_worker
+from trainer_core.engine import NonFiniteLoss, StepFn, evaluate, train_one_epoch
+from trainer_core.loss import DBLoss
+from trainer_core.metrics import DetectionMetrics
+from trainer_core.model import build_model
+from trainer_core.optim import build_optimizer, build_scheduler, cosine_lr
+from trainer_core.precision import resolve_device, resolve_precision
+
+__all__ = ["EpochCallback", "EpochRecord", "FitResult", "fit", "seed_everything"]
+
+log = logging.getLogger(__name__)
+
+Status = Literal["completed", "early_stopped", "stopped", "failed"]
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One epoch of history; the val fields are None on epochs that were not evaluated."""
+
+    epoch: int
+    train_loss: float
+    lr: float
+    seconds: float
+    images_per_s: float
+    precision: float | None = None
+    recall: float | None = None
+    hmean: float | None = None
+
+
+EpochCallback = Callable[[int, EpochRecord], bool]
+"""Called after every evaluated epoch (1-based); returning True stops the run."""
+
+
+@dataclass
+class FitResult:
+    """What a run produced. ``status`` is completed, early_stopped, stopped or failed."""
+
+    status: Status
+    reason: str
+    history: list[EpochRecord]
+    best_epoch: int | None
+    best: DetectionMetrics | None
+    gap_split: Literal["holdout", "train"]
+    gap_metrics: DetectionMetrics | None
+    peak_memory_mb: float
+    device: str
+    precision: str
+    checkpoint_dir: Path
+    batch_size: int
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history)
+
+    @property
+    def images_per_s(self) -> float:
+        """Mean training throughput over the epochs run."""
+        rates = [r.images_per_s for r in self.history]
+        return sum(rates) / len(rates) if rates else 0.0
+
+    @property
+    def gap(self) -> float | None:
+        """How much val H-mean overstates unseen data (DESIGN.md, "The score")."""
+        if self.best is None or self.gap_metrics is None:
+            return None
+        if self.gap_split == "holdout":
+            return self.best.hmean - self.gap_metrics.hmean
+        return self.gap_metrics.hmean - self.best.hmean
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.checkpoint_dir / "best.pt"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoint_dir / "last.pt"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch; data-loader workers derive theirs (``seed_worker``)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.machine()})"
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    """CUDA max allocated, or this process's peak RSS on the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+
+
+def _warn_if_cosine_unfinished(cfg: TrainConfig) -> None:
+    """T_max != epochs: the cosine does not end at eta_min; say where it ends instead."""
+    if cfg.t_max == cfg.epochs:
+        return
+    end = cosine_lr(cfg.epochs, cfg.optimizer.lr, cfg.scheduler.eta_min, cfg.t_max)
+    log.warning(
+        "scheduler.T_max=%d but %d epochs are trained: the lr ends at %.3g, not eta_min=%.3g",
+        cfg.t_max,
+        cfg.epochs,
+        end,
+        cfg.scheduler.eta_min,
+    )
+
+
+def _gap_samples(cfg: TrainConfig, train: list[Sample], holdout: list[Sample]) -> list[Sample]:
+    """The holdout split, else a fixed seeded subset of the training images."""
+    if holdout:
+        return holdout
+    k = min(cfg.data.gap_subset, len(train))
+    return random.Random(cfg.data.split_seed).sample(train, k)
+
+
+def _eval_loader(samples: list[Sample], cfg: TrainConfig) -> DataLoader:
+    return DataLoader(
+        DetectionDataset(samples, cfg, train=False),
+        batch_size=cfg.batch_size,
+        shuffle=False,
+        num_workers=cfg.num_workers,
+        worker_init_fn=seed_worker,
+    )
+
+
+def fit(
+    config: TrainConfig,
+    *,
+    on_epoch_end: EpochCallback | None = None,
+    on_step: StepFn | None = None,
+    resume: bool = False,
+) -> FitResult:
+    """Train a DBNet as ``config`` says; evaluate; keep the best epoch; score the gap split.
+
+    Args:
+        config: the validated run configuration.
+        on_epoch_end: called after each evaluated epoch; True stops the run ("stopped").
+        on_step: called after each training batch (progress bars).
+        resume: continue from ``output_dir/last.pt`` if it exists.
+
+    Returns:
+        A :class:`FitResult`; failures (non-finite loss, out of memory) are results too.
+
+    Raises:
+        ConfigError: a setting that cannot run here (unknown backbone, no CUDA).
+        DataError: a split with no usable image.
+
+    Example:
+        >>> result = fit(load_train_config(Path("best.yaml")))  # doctest: +SKIP
+        >>> result.best.hmean, result.gap  # doctest: +SKIP
+    """
+    cfg = config
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    out_dir = Path(cfg.output_dir)
+    splits = make_splits(cfg.data)
+    gap_split: Literal["holdout", "train"] = "holdout" if splits.holdout else "train"
+
+    train_ds = DetectionDataset(splits.train, cfg, train=True)
+    shuffle = torch.Generator()
+    train_loader = DataLoader(
+        train_ds,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        num_workers=cfg.num_workers,
+        worker_init_fn=seed_worker,
+        generator=shuffle,
+        pin_memory=device.type == "cuda",
+    )
+    val_loader = _eval_loader(splits.val, cfg)
+
+    model = build_model(cfg.model).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+        torch.cuda.reset_peak_memory_stats(device)
+    loss_fn = DBLoss(cfg.loss)
+    optimizer = build_optimizer(model, cfg)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision.use_scaler)
+    scheduler = build_scheduler(optimizer, cfg, len(train_loader))
+    _warn_if_cosine_unfinished(cfg)
+
+    history: list[EpochRecord] = []
+    best_hmean, best_epoch, best = -1.0, None, None
+    since_best, streak, start_epoch = 0, 0, 1
+    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
+    if resume and last_path.exists():
+        state = load_checkpoint(last_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        scheduler.load_state_dict(state["scheduler"])
+        restore_rng(state["rng"])
+        history = [EpochRecord(**r) for r in state["history"]]
+        best_hmean, best_epoch = state["best_hmean"], state["best_epoch"]
+        best = DetectionMetrics(**state["best"]) if state["best"] else None
+        since_best, streak = state["since_best"], state["nonfinite_streak"]
+        start_epoch = state["epoch"] + 1
+        log.info("resumed from %s at epoch %d", last_path, start_epoch)
+
+    status: Status = "completed"
+    reason = f"trained {cfg.epochs} epochs"
+    step_scheduler = scheduler if cfg.scheduler.step_per == "step" else None
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        # Shuffle order and augmentation depend on (seed, epoch) alone, so a resumed run
+        # sees exactly the batches the uninterrupted one would have.
+        shuffle.manual_seed(cfg.seed * 100_003 + epoch)
+        train_ds.set_epoch(epoch)
+        lr = optimizer.param_groups[0]["lr"]  # the head's: backbone_lr_mult does not apply
+        try:
+            stats = train_one_epoch(
+                model,
+                loss_fn,
+                train_loader,
+                optimizer,
+                scaler,
+                precision,
+                device,
+                grad_accum_steps=cfg.grad_accum_steps,
+                grad_clip=cfg.grad_clip,
+                step_scheduler=step_scheduler,
+                nonfinite_patience=cfg.nonfinite_patience,
+                nonfinite_streak=streak,
+                on_step=on_step,
+            )
+            if step_scheduler is None:
+                scheduler.step()
+            streak = stats.nonfinite_streak
+            record = EpochRecord(epoch, stats.loss, lr, stats.seconds, stats.images_per_s)
+            evaluated = epoch % cfg.eval_every == 0 or epoch == cfg.epochs
+            if evaluated:
+                metrics, _ = evaluate(
+                    model,
+                    val_loader,
+                    splits.val,
+                    precision,
+                    device,
+                    cfg.postprocess,
+                    cfg.metric_average,
+                )
+                record = EpochRecord(
+                    epoch,
+                    stats.loss,
+                    lr,
+                    stats.seconds,
+                    stats.images_per_s,
+                    metrics.precision,
+                    metrics.recall,
+                    metrics.hmean,
+                )
+        except NonFiniteLoss as e:
+            status, reason = "failed", f"non-finite loss ({e})"
+            break
+        except torch.OutOfMemoryError:
+            status, reason = "failed", f"out of memory at batch size {cfg.batch_size}"
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            break
+        history.append(record)
+
+        if evaluated:
+            if metrics.hmean > best_hmean + cfg.early_stopping.min_delta:
+                best_hmean, best_epoch, best, since_best = metrics.hmean, epoch, metrics, 0
+                save_checkpoint(best_path, {"model": model.state_dict(), "epoch": epoch})
+            else:
+                since_best += 1
+        save_checkpoint(
+            last_path,
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": rng_state(),
+                "epoch": epoch,
+                "history": [vars(r) for r in history],
+                "best_hmean": best_hmean,
+                "best_epoch": best_epoch,
+                "best": vars(best) if best else None,
+                "since_best": since_best,
+                "nonfinite_streak": streak,
+                "config": cfg.model_dump_json(),
+            },
+        )
+        if not evaluated:
+            continue
+        patience = cfg.early_stopping.patience
+        if on_epoch_end is not None and on_epoch_end(epoch, record):
+            status, reason = "stopped", f"stopped by callback after epoch {epoch}"
+            break
+        if patience is not None and since_best >= patience and epoch < cfg.epochs:
+            status = "early_stopped"
+            reason = f"no val H-mean gain for {since_best} evaluations (epoch {epoch})"
+            break
+
+    gap_metrics = None
+    if status != "failed" and best_epoch is not None:
+        model.load_state_dict(load_checkpoint(best_path)["model"])
+        gap_samples = _gap_samples(cfg, splits.train, splits.holdout)
+        gap_metrics, _ = evaluate(
+            model,
+            _eval_loader(gap_samples, cfg),
+            gap_samples,
+            precision,
+            device,
+            cfg.postprocess,
+            cfg.metric_average,
+        )
+    return FitResult(
+        status=status,
+        reason=reason,
+        history=history,
+        best_epoch=best_epoch,
+        best=best,
+        gap_split=gap_split,
+        gap_metrics=gap_metrics,
+        peak_memory_mb=_peak_memory_mb(device),
+        device=_device_name(device),
+        precision=precision.name,
+        checkpoint_dir=out_dir,
+        batch_size=cfg.batch_size,
+    )
