@@ -1,1 +1,25 @@
-"""storage."""
+"""storage: where studies live.
+
+One way in: :func:`open_storage` turns a URL (SQLite, PostgreSQL, MySQL/MariaDB or the
+gRPC proxy) into an Optuna storage with connection settings that suit many workers.
+Errors come out as :class:`StorageError`, one line, password masked by :func:`redact`.
+"""
+
+from __future__ import annotations
+
+from storage._errors import StorageError
+from storage._heartbeat import HeartbeatSettings
+from storage._open import SCHEMES, open_storage
+from storage._url import DEFAULT_URL, ENV_VAR, redact, resolve_url, scrub
+
+__all__ = [
+    "DEFAULT_URL",
+    "ENV_VAR",
+    "SCHEMES",
+    "HeartbeatSettings",
+    "StorageError",
+    "open_storage",
+    "redact",
+    "resolve_url",
+    "scrub",
+]
