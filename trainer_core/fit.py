@@ -72,6 +72,9 @@ class FitResult:
     precision: str
     checkpoint_dir: Path
     batch_size: int
+    val_predictions: list[list[np.ndarray]] | None = None
+    """Polygons per validation image at the best epoch, original coordinates (resumed
+    runs whose best epoch came before the resume have None)."""
 
     @property
     def failed(self) -> bool:
@@ -216,7 +219,7 @@ def fit(
     _warn_if_cosine_unfinished(cfg)
 
     history: list[EpochRecord] = []
-    best_hmean, best_epoch, best = -1.0, None, None
+    best_hmean, best_epoch, best, best_preds = -1.0, None, None, None
     since_best, streak, start_epoch = 0, 0, 1
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     if resume and last_path.exists():
@@ -264,7 +267,7 @@ def fit(
             record = EpochRecord(epoch, stats.loss, lr, stats.seconds, stats.images_per_s)
             evaluated = epoch % cfg.eval_every == 0 or epoch == cfg.epochs
             if evaluated:
-                metrics, _ = evaluate(
+                metrics, preds = evaluate(
                     model,
                     val_loader,
                     splits.val,
@@ -295,7 +298,8 @@ def fit(
 
         if evaluated:
             if metrics.hmean > best_hmean + cfg.early_stopping.min_delta:
-                best_hmean, best_epoch, best, since_best = metrics.hmean, epoch, metrics, 0
+                best_hmean, best_epoch, best, best_preds = metrics.hmean, epoch, metrics, preds
+                since_best = 0
                 save_checkpoint(best_path, {"model": model.state_dict(), "epoch": epoch})
             else:
                 since_best += 1
@@ -354,4 +358,5 @@ def fit(
         precision=precision.name,
         checkpoint_dir=out_dir,
         batch_size=cfg.batch_size,
+        val_predictions=best_preds,
     )

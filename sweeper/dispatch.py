@@ -1,0 +1,232 @@
+"""``sweeper worker``: one child process per GPU (or N on the CPU), supervised.
+
+Each child is pinned to its GPU with ``CUDA_VISIBLE_DEVICES`` before it imports torch, runs
+:func:`sweeper.worker.worker_process_main`, and prints one JSON status line per event. The
+parent shows a live line per child, restarts a child that died (a bounded number of
+times), forwards SIGTERM/SIGINT, and exits 0 when every child finished cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from storage import ENV_VAR, resolve_url
+
+__all__ = ["ChildState", "Slot", "plan_slots", "run_workers"]
+
+STOP_GRACE_S = 30.0
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One child process: its index and the GPU it sees (None: CPU only)."""
+
+    index: int
+    gpu: str | None
+    threads: int | None = None
+
+    @property
+    def label(self) -> str:
+        return f"gpu {self.gpu}" if self.gpu is not None else "cpu"
+
+
+def _visible_gpus() -> list[str]:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [g for g in visible.split(",") if g.strip()]
+    import torch  # only here: the parent never touches CUDA otherwise
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def plan_slots(gpus: str = "auto", procs: int | None = None, procs_per_gpu: int = 1) -> list[Slot]:
+    """Which children to start.
+
+    Args:
+        gpus: ``auto`` (every visible GPU, else the CPU), ``cpu``, or a list like ``0,1,3``.
+        procs: number of CPU processes (CPU only; default 1).
+        procs_per_gpu: children per GPU, for models small enough to share one.
+
+    Raises:
+        ValueError: a malformed GPU list or a count below 1.
+    """
+    if procs is not None and procs < 1:
+        raise ValueError(f"--procs {procs}: must be 1 or more")
+    if procs_per_gpu < 1:
+        raise ValueError(f"--procs-per-gpu {procs_per_gpu}: must be 1 or more")
+    if gpus == "auto":
+        devices = _visible_gpus()
+    elif gpus == "cpu":
+        devices = []
+    else:
+        devices = [g.strip() for g in gpus.split(",")]
+        if not all(g.isdigit() for g in devices):
+            raise ValueError(f"--gpus {gpus!r}: use auto, cpu, or GPU indices like 0,1,3")
+    if devices:
+        return [
+            Slot(i * procs_per_gpu + k, gpu)
+            for i, gpu in enumerate(devices)
+            for k in range(procs_per_gpu)
+        ]
+    n = procs or 1
+    # Split the cores so CPU children do not oversubscribe each other.
+    threads = max(1, (os.cpu_count() or 1) // n)
+    return [Slot(i, None, threads) for i in range(n)]
+
+
+@dataclass
+class ChildState:
+    """What the parent knows of one child, from its status lines."""
+
+    slot: Slot
+    process: subprocess.Popen | None = None
+    restarts: int = 0
+    trial: int | None = None
+    epoch: int | None = None
+    hmean: float | None = None
+    note: str = "starting"
+    trials_run: int = 0
+    returncode: int | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def update(self, event: dict[str, Any]) -> None:
+        with self.lock:
+            kind = event.get("event")
+            if kind == "trial":
+                self.trial, self.epoch, self.hmean = event["trial"], None, None
+                self.note = "training"
+                self.trials_run += 1
+            elif kind == "epoch":
+                self.epoch, self.hmean = event["epoch"], event["hmean"]
+            elif kind == "failed":
+                self.note = f"trial failed: {event['reason']}"
+            elif kind == "waiting":
+                self.note = "waiting for running trials elsewhere"
+            elif kind == "done":
+                self.note = "done"
+
+    def line(self) -> str:
+        with self.lock:
+            hmean = "-" if self.hmean is None else f"{self.hmean:.4f}"
+            trial = "-" if self.trial is None else str(self.trial)
+            epoch = "-" if self.epoch is None else str(self.epoch)
+            return (
+                f"worker {self.slot.index} ({self.slot.label}): trial {trial} epoch {epoch} "
+                f"H-mean {hmean}  [{self.note}]"
+            )
+
+
+def _read_status(child: ChildState, stream: Any) -> None:
+    for raw in stream:
+        try:
+            child.update(json.loads(raw))
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+
+
+def _table(children: list[ChildState]) -> Table:
+    table = Table(show_header=False, box=None)
+    for child in children:
+        table.add_row(child.line())
+    return table
+
+
+def run_workers(
+    study_name: str,
+    storage_url: str | None,
+    slots: list[Slot],
+    *,
+    artifacts: Path,
+    child_options: dict[str, Any],
+    max_restarts: int = 3,
+    console: Console | None = None,
+) -> int:
+    """Start a child per slot and supervise them; return the exit code (0 all clean)."""
+    console = console or Console(stderr=True)
+    logs = artifacts / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    # The URL travels in the environment, not on the command line where `ps` shows it.
+    base_env = {**os.environ, ENV_VAR: resolve_url(storage_url), "PYTHONUNBUFFERED": "1"}
+    children = [ChildState(slot) for slot in slots]
+    stopping = threading.Event()
+
+    def start(child: ChildState) -> None:
+        env = dict(base_env)
+        env["CUDA_VISIBLE_DEVICES"] = child.slot.gpu if child.slot.gpu is not None else ""
+        options = {
+            **child_options,
+            "study_name": study_name,
+            "worker_index": child.slot.index,
+            "threads": child.slot.threads,
+            "artifacts": str(artifacts),
+        }
+        log = open(logs / f"{study_name}-worker-{child.slot.index}.log", "a")  # noqa: SIM115
+        child.process = subprocess.Popen(
+            [sys.executable, "-m", "sweeper.worker_child", json.dumps(options)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+        log.close()  # the child holds its own descriptor
+        threading.Thread(
+            target=_read_status, args=(child, child.process.stdout), daemon=True
+        ).start()
+
+    def forward(signum: int, _frame: object) -> None:
+        stopping.set()
+        for child in children:
+            if child.process is not None and child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for child in children:
+            start(child)
+        with Live(_table(children), console=console, refresh_per_second=2, transient=False) as live:
+            stop_deadline = None
+            while True:
+                running = 0
+                for child in children:
+                    code = child.process.poll() if child.process else None
+                    if code is None:
+                        running += 1
+                        continue
+                    if child.returncode is not None:
+                        continue
+                    if code != 0 and not stopping.is_set() and child.restarts < max_restarts:
+                        child.restarts += 1
+                        child.note = f"died (exit {code}); restart {child.restarts}"
+                        start(child)
+                        running += 1
+                    else:
+                        child.returncode = code
+                        if code != 0:
+                            child.note = f"exited {code} (see {logs})"
+                live.update(_table(children))
+                if running == 0:
+                    break
+                if stopping.is_set():
+                    stop_deadline = stop_deadline or time.monotonic() + STOP_GRACE_S
+                    if time.monotonic() > stop_deadline:
+                        for child in children:
+                            if child.process and child.process.poll() is None:
+                                child.process.kill()
+                time.sleep(0.5)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0 if all(c.returncode == 0 for c in children) else 1

@@ -1,0 +1,262 @@
+"""One trial: sampled params -> TrainConfig -> fit -> report, prune, score, attributes.
+
+The objective is the only place where Optuna meets the trainer: ``fit`` gets an
+``on_epoch_end`` callback that reports val H-mean to Hyperband and stops the run when the
+trial should be pruned.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import tempfile
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+from sweeper.pictures import detections_png, learning_curve_png
+from sweeper.scoring import penalized_score
+from sweeper.spec import StudySpec
+from sweeper.study import suggest_params
+from trainer_core.checkpoint import load_checkpoint
+from trainer_core.config import TrainConfig
+from trainer_core.data import make_splits
+from trainer_core.errors import ConfigError, DataError
+from trainer_core.fit import EpochRecord, FitResult, fit
+
+__all__ = [
+    "FAIL_REASON_ATTR",
+    "INTERRUPTED_ATTR",
+    "Interrupted",
+    "Objective",
+    "TrialFailed",
+    "WorkerContext",
+    "checkpoint_dir",
+    "trial_config",
+]
+
+log = logging.getLogger(__name__)
+
+FAIL_REASON_ATTR = "fail_reason"
+INTERRUPTED_ATTR = "interrupted"
+
+StatusFn = Callable[[dict[str, Any]], None]
+
+
+class TrialFailed(Exception):
+    """The trial cannot produce a score (non-finite loss, out of memory at batch 1, bad data)."""
+
+
+class Interrupted(Exception):
+    """A stop signal arrived mid-trial; the trial is re-queued to resume elsewhere."""
+
+
+@dataclass
+class WorkerContext:
+    """What one worker process knows about itself; shared by all the trials it runs."""
+
+    study_name: str
+    artifacts: Path
+    worker_id: str
+    data_root: Path | None = None
+    device: str | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    on_status: StatusFn | None = None
+
+    @property
+    def host(self) -> str:
+        return socket.gethostname()
+
+    def status(self, **event: Any) -> None:
+        if self.on_status is not None:
+            self.on_status(event)
+
+
+def _root_trial_number(trial: optuna.Trial | optuna.trial.FrozenTrial) -> int:
+    """The first trial of a retry chain: retries share its checkpoints."""
+    history = RetryHeartbeatStaleTrialCallback.retry_history(trial)  # type: ignore[arg-type]
+    return history[0] if history else trial.number
+
+
+def checkpoint_dir(ctx: WorkerContext, trial: optuna.Trial) -> Path:
+    """Where a trial (and every retry of it) keeps ``last.pt`` and ``best.pt``."""
+    return ctx.artifacts / "checkpoints" / ctx.study_name / f"trial-{_root_trial_number(trial)}"
+
+
+def trial_config(spec: StudySpec, params: dict[str, Any], ctx: WorkerContext) -> TrainConfig:
+    """The spec's base config with ``params`` set, data under this node's root."""
+    cfg = spec.train_config(params)
+    data = cfg.data
+    if ctx.data_root is not None:
+        data = data.with_root(ctx.data_root)
+    if spec.ranking.gap_source == "train":
+        # The gap is measured on training images; a holdout would go unused.
+        data = data.model_copy(update={"holdout": None, "holdout_fraction": 0.0})
+    update: dict[str, Any] = {"data": data}
+    if ctx.device is not None:
+        update["device"] = ctx.device
+    return cfg.model_copy(update=update)
+
+
+class Objective:
+    """Callable for ``study.optimize``: trains one trial and returns its score."""
+
+    def __init__(self, spec: StudySpec, ctx: WorkerContext, artifact_store: Any) -> None:
+        self.spec = spec
+        self.ctx = ctx
+        self.artifact_store = artifact_store
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        ctx = self.ctx
+        for key, value in (("host", ctx.host), ("worker_id", ctx.worker_id)):
+            trial.set_user_attr(key, value)
+        try:
+            cfg = trial_config(self.spec, suggest_params(trial, self.spec), ctx)
+        except ConfigError as e:
+            raise self._fail(trial, f"bad config: {e}") from e
+        out_dir = checkpoint_dir(ctx, trial)
+        cfg = cfg.model_copy(update={"output_dir": out_dir})
+        ctx.status(event="trial", trial=trial.number, params=trial.params)
+
+        pruned = False
+
+        def on_epoch_end(epoch: int, record: EpochRecord) -> bool:
+            nonlocal pruned
+            trial.report(record.hmean, epoch)
+            ctx.status(event="epoch", trial=trial.number, epoch=epoch, hmean=record.hmean)
+            pruned = trial.should_prune()
+            return pruned
+
+        def on_step(index: int, total: int, loss: float) -> None:
+            if ctx.stop.is_set():
+                raise Interrupted("stop signal")
+
+        result = self._fit_with_oom_retries(trial, cfg, on_epoch_end, on_step)
+        if result.failed:
+            raise self._fail(trial, result.reason)
+        score = self._record(trial, result)
+        if pruned:
+            raise optuna.TrialPruned(f"pruned after epoch {result.epochs_run}")
+        if result.status == "completed" or result.status == "early_stopped":
+            self._upload_pictures(trial, cfg, result)
+        return score
+
+    def _fit_with_oom_retries(
+        self,
+        trial: optuna.Trial,
+        cfg: TrainConfig,
+        on_epoch_end: Callable[[int, EpochRecord], bool],
+        on_step: Callable[[int, int, float], None],
+    ) -> FitResult:
+        """Fit, resuming from the trial's checkpoint; out of memory halves the batch.
+
+        The retry keeps the effective batch (batch x accumulation) and resumes from
+        ``last.pt``, down to batch 1 before giving up.
+        """
+        while True:
+            last = cfg.output_dir / "last.pt"
+            resume = last.exists()
+            if resume:
+                self._report_checkpointed_epochs(trial, last)
+            try:
+                result = fit(cfg, on_epoch_end=on_epoch_end, on_step=on_step, resume=resume)
+            except DataError as e:
+                raise self._fail(trial, f"bad data: {e}") from e
+            except ConfigError as e:
+                raise self._fail(trial, f"bad config: {e}") from e
+            except Interrupted:
+                trial.set_user_attr(INTERRUPTED_ATTR, True)
+                raise
+            oom = result.failed and result.reason.startswith("out of memory")
+            if not oom or cfg.batch_size == 1:
+                return result
+            smaller = {
+                "batch_size": cfg.batch_size // 2,
+                "grad_accum_steps": cfg.grad_accum_steps * 2,
+            }
+            log.warning("trial %d: %s; retrying with %s", trial.number, result.reason, smaller)
+            trial.set_user_attr("oom_retries", trial.user_attrs.get("oom_retries", 0) + 1)
+            cfg = cfg.model_copy(update=smaller)
+
+    def _report_checkpointed_epochs(self, trial: optuna.Trial, last: Path) -> None:
+        """A resumed trial reports the epochs its checkpoint already holds, so the pruner
+        sees the whole curve even where the retried trial died before reporting."""
+        state = load_checkpoint(last)
+        log.info("trial %d resumes from %s (epoch %d)", trial.number, last, state["epoch"])
+        trial.set_user_attr("resumed_from_epoch", state["epoch"])
+        with warnings.catch_warnings():
+            # Steps the retry inherited are already there; optuna ignores them with a warning.
+            warnings.simplefilter("ignore", UserWarning)
+            for record in state["history"]:
+                if record["hmean"] is not None:
+                    trial.report(record["hmean"], record["epoch"])
+
+    def _fail(self, trial: optuna.Trial, reason: str) -> TrialFailed:
+        trial.set_user_attr(FAIL_REASON_ATTR, reason)
+        self.ctx.status(event="failed", trial=trial.number, reason=reason)
+        return TrialFailed(reason)
+
+    def _record(self, trial: optuna.Trial, result: FitResult) -> float:
+        """Set the user attributes the dashboard and ``sweeper rank`` read; return the score."""
+        ranking = self.spec.ranking
+        best, gap = result.best, result.gap
+        attrs: dict[str, Any] = {
+            "stop_reason": result.reason,
+            "epochs_run": result.epochs_run,
+            "images_per_s": round(result.images_per_s, 2),
+            "peak_memory_mb": round(result.peak_memory_mb, 1),
+            "device": result.device,
+            "precision": result.precision,
+            "batch_size": result.batch_size,
+        }
+        score = float("nan")
+        if best is not None and gap is not None and result.gap_metrics is not None:
+            score = penalized_score(best.hmean, gap, ranking.penalty, ranking.tolerance)
+            attrs |= {
+                "val_precision": best.precision,
+                "val_recall": best.recall,
+                "val_hmean": best.hmean,
+                "gap_split": result.gap_split,
+                "gap_hmean": result.gap_metrics.hmean,
+                "gap": gap,
+                "score": score,
+                "best_epoch": result.best_epoch,
+            }
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        return score
+
+    def _upload_pictures(self, trial: optuna.Trial, cfg: TrainConfig, result: FitResult) -> None:
+        """Detections on a few val images and the learning curve, into the artifact store."""
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                curve = learning_curve_png(
+                    result.history, Path(tmp) / "learning_curve.png", f"trial {trial.number}"
+                )
+                upload_artifact(
+                    artifact_store=self.artifact_store, file_path=str(curve), study_or_trial=trial
+                )
+                if result.val_predictions is not None:
+                    val = make_splits(cfg.data).val
+                    png = detections_png(
+                        val, result.val_predictions, Path(tmp) / "val_detections.png"
+                    )
+                    upload_artifact(
+                        artifact_store=self.artifact_store, file_path=str(png), study_or_trial=trial
+                    )
+        except (OSError, ValueError) as e:  # pictures are a courtesy; never fail a trial
+            log.warning("trial %d: could not upload pictures (%s)", trial.number, e)
+
+
+def open_artifact_store(artifacts: Path) -> FileSystemArtifactStore:
+    """The study's artifact store under ``artifacts/store`` (``sweeper dashboard`` reads it)."""
+    path = artifacts / "store"
+    path.mkdir(parents=True, exist_ok=True)
+    return FileSystemArtifactStore(str(path))

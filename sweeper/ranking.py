@@ -1,0 +1,203 @@
+"""``sweeper rank`` and ``sweeper export-best``: close the loop on a sweep.
+
+Completed trials are sorted by the penalized score (recomputed when the caller overrides
+the spec's penalty or tolerance), pruned trials stay visible with the epoch they reached,
+and failed trials are counted by reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import optuna
+import yaml
+from optuna.trial import FrozenTrial, TrialState
+
+from sweeper.errors import StudyError
+from sweeper.objective import FAIL_REASON_ATTR
+from sweeper.scoring import penalized_score
+from sweeper.spec import StudySpec
+
+__all__ = [
+    "PrunedTrial",
+    "RankedTrial",
+    "Ranking",
+    "best_trial",
+    "export_best",
+    "rank_study",
+]
+
+SortKey = Literal["score", "val"]
+
+
+@dataclass(frozen=True)
+class RankedTrial:
+    number: int
+    params: dict[str, Any]
+    val_precision: float
+    val_recall: float
+    val_hmean: float
+    gap_hmean: float
+    gap: float
+    score: float
+    epochs: int
+
+
+@dataclass(frozen=True)
+class PrunedTrial:
+    number: int
+    params: dict[str, Any]
+    epoch: int
+    last_hmean: float | None
+
+
+@dataclass
+class Ranking:
+    """Ranked completed trials, the pruned ones, failure counts, and how the score was made."""
+
+    study: str
+    by: SortKey
+    penalty: float
+    tolerance: float
+    completed: list[RankedTrial]
+    pruned: list[PrunedTrial]
+    failed: Counter[str] = field(default_factory=Counter)
+    running: int = 0
+
+    def to_json(self, top: int | None = None) -> str:
+        return json.dumps(
+            {
+                "study": self.study,
+                "by": self.by,
+                "penalty": self.penalty,
+                "tolerance": self.tolerance,
+                "completed": [asdict(t) for t in self.completed[:top]],
+                "pruned": [asdict(t) for t in self.pruned],
+                "failed": dict(self.failed),
+                "running": self.running,
+            },
+            indent=2,
+        )
+
+    def to_csv(self, top: int | None = None) -> str:
+        """Completed trials only, one row each, parameters as their own columns."""
+        names = sorted({k for t in self.completed for k in t.params})
+        metrics = ["val_precision", "val_recall", "val_hmean", "gap_hmean", "gap", "score"]
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["rank", "trial", *names, *metrics, "epochs"])
+        for rank, t in enumerate(self.completed[:top], 1):
+            row = [rank, t.number, *(t.params.get(n) for n in names)]
+            writer.writerow([*row, *(f"{getattr(t, m):.6f}" for m in metrics), t.epochs])
+        return out.getvalue()
+
+
+def _ranked(trial: FrozenTrial, penalty: float, tolerance: float) -> RankedTrial | None:
+    a = trial.user_attrs
+    if "val_hmean" not in a or "gap" not in a:
+        return None
+    return RankedTrial(
+        number=trial.number,
+        params=dict(trial.params),
+        val_precision=a["val_precision"],
+        val_recall=a["val_recall"],
+        val_hmean=a["val_hmean"],
+        gap_hmean=a["gap_hmean"],
+        gap=a["gap"],
+        score=penalized_score(a["val_hmean"], a["gap"], penalty, tolerance),
+        epochs=a.get("epochs_run", 0),
+    )
+
+
+def rank_study(
+    study: optuna.Study,
+    spec: StudySpec,
+    *,
+    by: SortKey = "score",
+    penalty: float | None = None,
+    tolerance: float | None = None,
+) -> Ranking:
+    """Rank a study's trials.
+
+    Args:
+        study: the study (``sweeper.study.load_study``).
+        spec: its spec; the penalty and tolerance default to ``spec.ranking``.
+        by: ``score`` (penalized) or ``val`` (plain validation H-mean, for comparison).
+        penalty: override of ``ranking.penalty``; scores are recomputed.
+        tolerance: override of ``ranking.tolerance``.
+
+    Example:
+        >>> ranking = rank_study(*load_study("demo", open_storage()))  # doctest: +SKIP
+        >>> ranking.completed[0].number  # doctest: +SKIP
+    """
+    penalty = spec.ranking.penalty if penalty is None else penalty
+    tolerance = spec.ranking.tolerance if tolerance is None else tolerance
+    trials = study.get_trials(deepcopy=False)
+    completed = [
+        r
+        for t in trials
+        if t.state == TrialState.COMPLETE and (r := _ranked(t, penalty, tolerance)) is not None
+    ]
+    key = (lambda r: r.score) if by == "score" else (lambda r: r.val_hmean)
+    completed.sort(key=lambda r: (key(r), r.val_hmean), reverse=True)
+    pruned = [
+        PrunedTrial(
+            number=t.number,
+            params=dict(t.params),
+            epoch=max(t.intermediate_values, default=0),
+            last_hmean=t.intermediate_values[max(t.intermediate_values)]
+            if t.intermediate_values
+            else None,
+        )
+        for t in trials
+        if t.state == TrialState.PRUNED
+    ]
+    pruned.sort(key=lambda p: (p.epoch, p.last_hmean or 0.0), reverse=True)
+    failed = Counter(
+        t.user_attrs.get(FAIL_REASON_ATTR, "no reason recorded (worker died or was killed)")
+        for t in trials
+        if t.state == TrialState.FAIL
+    )
+    running = sum(t.state == TrialState.RUNNING for t in trials)
+    return Ranking(study.study_name, by, penalty, tolerance, completed, pruned, failed, running)
+
+
+def best_trial(study: optuna.Study, spec: StudySpec, by: SortKey = "score") -> FrozenTrial:
+    """The winning completed trial.
+
+    Raises:
+        StudyError: the study has no completed trial yet.
+    """
+    ranking = rank_study(study, spec, by=by)
+    if not ranking.completed:
+        raise StudyError(f"study {study.study_name!r} has no completed trial to export yet")
+    return study.trials[ranking.completed[0].number]
+
+
+def export_best(
+    study: optuna.Study, spec: StudySpec, path: Path, by: SortKey = "score"
+) -> FrozenTrial:
+    """Write the winner's full TrainConfig as YAML, ready for ``sweeper train``.
+
+    A header comment names the study, the trial, its parameters and metrics.
+    """
+    trial = best_trial(study, spec, by)
+    config = spec.train_config(trial.params)
+    a = trial.user_attrs
+    header = [
+        f"sweeper export-best: study {study.study_name!r}, trial {trial.number} (by {by})",
+        f"params: {json.dumps(trial.params)}",
+        f"val P {a['val_precision']:.4f}  R {a['val_recall']:.4f}  H {a['val_hmean']:.4f}  "
+        f"{a.get('gap_split', 'gap')} H {a['gap_hmean']:.4f}  gap {a['gap']:+.4f}  "
+        f"score {a['score']:.4f}  best epoch {a.get('best_epoch')}",
+        f"retrain: sweeper train {path.name}",
+    ]
+    body = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    path.write_text("".join(f"# {line}\n" for line in header) + body)
+    return trial
