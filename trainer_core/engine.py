@@ -18,10 +18,18 @@ from torch.utils.data import DataLoader
 from trainer_core.config import PostprocessConfig
 from trainer_core.loss import DBLoss
 from trainer_core.metrics import DetectionMetrics, detection_metrics
-from trainer_core.postprocess import polygons_from_prob
+from trainer_core.postprocess import polygons_from_prob, postprocess_config_kwargs
 from trainer_core.precision import Precision
 
-__all__ = ["EpochStats", "NonFiniteLoss", "StepFn", "evaluate", "predict", "train_one_epoch"]
+__all__ = [
+    "EpochStats",
+    "NonFiniteLoss",
+    "StepFn",
+    "autocast_context",
+    "evaluate",
+    "predict",
+    "train_one_epoch",
+]
 
 StepFn = Callable[[int, int, float], None]
 """Called after each batch with (batch index, batches in the epoch, running mean loss)."""
@@ -44,7 +52,8 @@ class EpochStats:
         return self.images / self.seconds if self.seconds > 0 else 0.0
 
 
-def _autocast(device: torch.device, precision: Precision) -> torch.autocast:
+def autocast_context(device: torch.device, precision: Precision) -> torch.autocast:
+    """The one autocast every forward pass runs under (disabled for fp32)."""
     return torch.autocast(
         device.type, dtype=precision.dtype or torch.float32, enabled=precision.dtype is not None
     )
@@ -83,7 +92,7 @@ def train_one_epoch(
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         group_start = i - i % grad_accum_steps
         group_size = min(grad_accum_steps, n_batches - group_start)
-        with _autocast(device, precision):
+        with autocast_context(device, precision):
             out = model(batch["image"])
         loss, parts = loss_fn(out, batch)  # float32: the model returns float32 maps
         loss_value = loss.item()
@@ -139,11 +148,11 @@ def predict(
     model.eval()
     preds: list[list[np.ndarray]] = [[] for _ in range(n_images)]
     for batch in loader:
-        with _autocast(device, precision):
+        with autocast_context(device, precision):
             probs = model(batch["image"].to(device, non_blocking=True))["prob"]
         probs = probs.float().cpu().numpy()
         for prob, scale, index in zip(probs, batch["scale"], batch["index"], strict=True):
-            polygons, _ = polygons_from_prob(prob, **post.model_dump())
+            polygons, _ = polygons_from_prob(prob, **postprocess_config_kwargs(post))
             preds[int(index)] = [p / float(scale) for p in polygons]
     return preds
 

@@ -1,0 +1,152 @@
+"""Training-step and data-loading throughput: does loading starve training?
+
+1. Training step (forward, loss, backward, AdamW step) of DBNet-resnet18 at 640x640, for
+   fp32 and each AMP mode the device has (fp16 with GradScaler and bf16 on CUDA; bf16 on
+   the CPU), in images per second.
+2. The training data loader alone (decode, augmentation, DB targets, collate) with 1, 2
+   and 4 workers, in images per second, on synthetic 640 px images.
+
+Usage: uv run python benchmarks/train_step.py [--batch 8] [--size 640] [--steps 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from trainer_core.config import TrainConfig
+from trainer_core.data import DetectionDataset, make_splits, seed_worker
+from trainer_core.data.synthetic import generate
+from trainer_core.engine import autocast_context
+from trainer_core.loss import DBLoss
+from trainer_core.model import build_model
+from trainer_core.optim import build_optimizer
+from trainer_core.precision import resolve_precision
+
+
+def _machine(device: torch.device) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "no GPU"
+    return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}"
+
+
+def _batch(cfg: TrainConfig, device: torch.device) -> dict[str, torch.Tensor]:
+    """A batch with realistic targets: random text-like blocks."""
+    n, s = cfg.batch_size, cfg.input_size
+    gen = torch.Generator().manual_seed(0)
+    prob = (torch.rand(n, s // 16, s // 16, generator=gen) > 0.85).float()
+    prob = torch.nn.functional.interpolate(prob[:, None], size=(s, s))[:, 0]
+    return {
+        "image": torch.randn(n, 3, s, s, generator=gen).to(device),
+        "prob": prob.to(device),
+        "prob_mask": torch.ones(n, s, s, device=device),
+        "thresh": (0.3 + 0.4 * torch.rand(n, s, s, generator=gen)).to(device),
+        "thresh_mask": (prob > 0).float().to(device),
+    }
+
+
+def train_step_rate(cfg: TrainConfig, device: torch.device, precision: str, steps: int) -> float:
+    """Images per second of full optimizer steps (after warm-up)."""
+    p = resolve_precision(precision, device)
+    model = build_model(cfg.model).to(device).train()
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    loss_fn = DBLoss(cfg.loss)
+    optimizer = build_optimizer(model, cfg)
+    scaler = torch.amp.GradScaler(device.type, enabled=p.use_scaler)
+    batch = _batch(cfg, device)
+
+    def step() -> None:
+        with autocast_context(device, p):
+            out = model(batch["image"])
+        loss, _ = loss_fn(out, batch)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(2):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return steps * cfg.batch_size / (time.perf_counter() - start)
+
+
+def loader_rate(cfg: TrainConfig, workers: int, batches: int) -> float:
+    """Images per second out of the training DataLoader (augmentation and targets on)."""
+    samples = make_splits(cfg.data).train
+    loader = DataLoader(
+        DetectionDataset(samples, cfg, train=True),
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        num_workers=workers,
+        worker_init_fn=seed_worker,
+        persistent_workers=True,
+    )
+    it = iter(loader)
+    next(it)  # worker start-up is not throughput
+    start = time.perf_counter()
+    n = 0
+    for _ in range(batches):
+        try:
+            n += next(it)["image"].shape[0]
+        except StopIteration:
+            it = iter(loader)
+    return n / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--size", type=int, default=640)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    print(f"machine: {_machine(device)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        ann = generate(Path(tmp), n_images=48, size=(args.size, args.size), seed=0)
+        cfg = TrainConfig.model_validate(
+            {
+                "model": {"backbone": args.backbone},
+                "data": {"image_root": str(ann.parent / "images"), "annotations": str(ann)},
+                "input_size": args.size,
+                "batch_size": args.batch,
+                "device": str(device),
+            }
+        )
+        modes = ["fp32", "bf16"] + (["fp16"] if device.type == "cuda" else [])
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            modes.remove("bf16")
+        print(f"train step, DBNet-{args.backbone}, {args.size}px, batch {args.batch}:")
+        rates = {}
+        for mode in modes:
+            rates[mode] = train_step_rate(cfg, device, mode, args.steps)
+            ratio = rates[mode] / rates["fp32"]
+            print(f"  {mode:<5} {rates[mode]:8.1f} images/s  ({ratio:.2f}x fp32)")
+        print(f"train data loader, {args.size}px, batch {args.batch}, targets included:")
+        for workers in args.workers:
+            rate = loader_rate(cfg, workers, batches=12)
+            print(f"  {workers} worker(s) {rate:8.1f} images/s")
+
+
+if __name__ == "__main__":
+    main()
