@@ -10,6 +10,7 @@ from __future__ import annotations
 from storage._errors import StorageError
 from storage._heartbeat import HeartbeatSettings
 from storage._open import SCHEMES, open_storage
+from storage._proxy import run_proxy
 from storage._url import DEFAULT_URL, ENV_VAR, redact, resolve_url, scrub
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "open_storage",
     "redact",
     "resolve_url",
+    "run_proxy",
     "scrub",
 ]
