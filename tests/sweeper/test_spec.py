@@ -1,0 +1,240 @@
+"""StudySpec: the shipped specs validate, names map to TrainConfig, the rules hold."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sweeper.errors import SpecError
+from sweeper.spec import SCHEMA_VERSION, StudySpec, load_spec, parse_spec
+from trainer_core.config import TrainConfig
+from trainer_core.errors import ConfigError
+
+STUDIES = Path(__file__).resolve().parents[2] / "studies"
+
+
+def demo_data() -> dict[str, Any]:
+    return yaml.safe_load((STUDIES / "demo.yaml").read_text())
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "receipts_dbnet.yaml"])
+def test_shipped_specs_validate(name: str) -> None:
+    spec = load_spec(STUDIES / name)
+    assert isinstance(spec.base, TrainConfig)
+    for baseline in spec.baselines:
+        spec.train_config(baseline)
+
+
+def test_receipts_spec_is_the_production_setup() -> None:
+    spec = load_spec(STUDIES / "receipts_dbnet.yaml")
+    base = spec.base
+    assert base.model.backbone in ("hrnet_w44", "efficientnet_b4")
+    assert (base.input_size, base.batch_size, base.grad_accum_steps, base.epochs) == (
+        1280,
+        2,
+        4,
+        22,
+    )
+    pp = base.postprocess
+    assert (pp.thresh, pp.box_thresh, pp.max_candidates) == (0.29, 0.25, 600)
+    space = {k: (v.low, v.high, v.log) for k, v in spec.search_space.items()}
+    assert space["lr"] == (1e-4, 1e-3, True)
+    assert space["weight_decay"] == (1e-5, 3e-4, True)
+    assert space["T_max"] == (18, 24, False)
+    assert space["eta_min"] == (1e-6, 5e-5, True)
+    assert (spec.pruner.min_resource, spec.pruner.reduction_factor, spec.max_resource) == (2, 3, 22)
+    assert [(b["lr"], b["weight_decay"], b["T_max"], b["eta_min"]) for b in spec.baselines] == [
+        (0.000385, 0.000139, 22, 1.86e-5),
+        (0.000513, 6.8e-5, 24, 6.39e-6),
+    ]
+    assert base.data.format == "icdar"
+    assert base.data.holdout_fraction > 0
+
+
+def test_yaml_exponent_without_dot_is_a_float(tmp_path: Path) -> None:
+    """YAML 1.1 reads 1e-4 as a string; choices must still come out as numbers."""
+    text = (STUDIES / "demo.yaml").read_text()
+    lr_range = "lr: {low: 1.0e-4, high: 3.0e-3, log: true}"
+    assert lr_range in text
+    path = tmp_path / "spec.yaml"
+    path.write_text(text.replace(lr_range, "lr: {choices: [1e-4, 3e-4, 1e-3]}"))
+    spec = load_spec(path)
+    assert spec.search_space["lr"].choices == [1e-4, 3e-4, 1e-3]
+
+
+def test_short_and_dotted_names_map_to_train_config_fields() -> None:
+    data = demo_data()
+    data["search_space"]["postprocess.unclip_ratio"] = {"low": 1.5, "high": 2.5}
+    data["search_space"]["model.backbone"] = {"choices": ["resnet10t", "resnet18"]}
+    data["baselines"] = []
+    spec = parse_spec(data)
+    config = spec.train_config(
+        {
+            "lr": 3e-4,
+            "weight_decay": 2e-5,
+            "T_max": 7,
+            "eta_min": 2e-6,
+            "postprocess.unclip_ratio": 2.0,
+            "model.backbone": "resnet18",
+        }
+    )
+    assert config.optimizer.lr == 3e-4
+    assert config.optimizer.weight_decay == 2e-5
+    assert config.scheduler.T_max == 7
+    assert config.scheduler.eta_min == 2e-6
+    assert config.postprocess.unclip_ratio == 2.0
+    assert config.model.backbone == "resnet18"
+    assert config.epochs == spec.base.epochs  # everything else from base
+    assert spec.is_int("T_max") and not spec.is_int("lr")
+
+
+def test_train_config_rejects_unknown_names_and_bad_values() -> None:
+    spec = parse_spec(demo_data())
+    with pytest.raises(SpecError, match=r"\['momentum'\] are not in the search space"):
+        spec.train_config({"momentum": 0.9})
+    with pytest.raises(ConfigError, match=r"optimizer\.lr"):
+        spec.train_config({"lr": -1.0})
+
+
+def test_spec_round_trips_through_json() -> None:
+    spec = load_spec(STUDIES / "receipts_dbnet.yaml")
+    again = parse_spec(spec.model_dump(mode="json"))
+    assert again == spec
+    assert SCHEMA_VERSION == 1
+
+
+def test_renamed_revalidates_the_name() -> None:
+    spec = parse_spec(demo_data())
+    assert spec.renamed("demo-2").name == "demo-2"
+    with pytest.raises(SpecError, match="name: 'a b'"):
+        spec.renamed("a b")
+
+
+def test_spec_is_frozen() -> None:
+    spec = parse_spec(demo_data())
+    with pytest.raises(ValueError, match="frozen"):
+        spec.name = "other"  # type: ignore[misc]
+
+
+def test_t_max_other_than_epochs_warns_with_the_final_lr() -> None:
+    data = demo_data()  # epochs 6, T_max 5..7, lr up to 3e-3, eta_min from 1e-6
+    (warning,) = parse_spec(data).warnings()
+    lr, eta, epochs = 3e-3, 1e-6, 6
+    end_at_7 = eta + (lr - eta) * (1 + math.cos(math.pi * epochs / 7)) / 2
+    assert warning.startswith("search_space.T_max: T_max can be 5..7 while base.epochs is 6")
+    assert f"with T_max=7 a run ends at lr {end_at_7:.3g}" in warning
+    assert "with T_max=5 a run ends at lr" in warning and "past its minimum at epoch 5" in warning
+
+
+def test_no_warning_when_t_max_follows_the_epochs() -> None:
+    data = copy.deepcopy(demo_data())
+    del data["search_space"]["T_max"]
+    for b in data["baselines"]:
+        del b["T_max"]
+    assert parse_spec(data).warnings() == []
+    data["base"]["scheduler"]["T_max"] = 9  # fixed in base, not the epochs trained
+    (warning,) = parse_spec(data).warnings()
+    assert warning.startswith("base.scheduler.T_max: T_max can be 9 while base.epochs is 6")
+
+
+@pytest.mark.parametrize(
+    ("lr", "eta_min", "base_lr", "base_eta_min", "message"),
+    [
+        # both sampled
+        (
+            {"low": 1e-4, "high": 1e-3},
+            {"low": 1e-6, "high": 1e-4},
+            None,
+            None,
+            "search_space.eta_min: eta_min.high (0.0001) must be below lr.low (0.0001)",
+        ),
+        # eta_min fixed in base, lr sampled
+        (
+            {"low": 1e-4, "high": 1e-3},
+            None,
+            None,
+            5e-4,
+            "search_space.lr: base.scheduler.eta_min (0.0005) must be below lr.low (0.0001)",
+        ),
+        # lr fixed in base, eta_min sampled
+        (
+            None,
+            {"low": 1e-6, "high": 2e-3},
+            1e-3,
+            None,
+            "search_space.eta_min: eta_min.high (0.002) must be below base.optimizer.lr (0.001)",
+        ),
+        # lr as choices
+        (
+            {"choices": [5e-5, 1e-3]},
+            {"low": 1e-6, "high": 1e-4},
+            None,
+            None,
+            "search_space.eta_min: eta_min.high (0.0001) must be below the smallest lr choice "
+            "(5e-05)",
+        ),
+    ],
+)
+def test_eta_min_must_stay_below_lr(
+    lr: dict | None,
+    eta_min: dict | None,
+    base_lr: float | None,
+    base_eta_min: float | None,
+    message: str,
+) -> None:
+    data = demo_data()
+    data["baselines"] = []
+    space = data["search_space"]
+    for name, entry in (("lr", lr), ("eta_min", eta_min)):
+        if entry is None:
+            del space[name]
+        else:
+            space[name] = entry
+    if base_lr is not None:
+        data["base"]["optimizer"]["lr"] = base_lr
+    if base_eta_min is not None:
+        data["base"]["scheduler"]["eta_min"] = base_eta_min
+    with pytest.raises(SpecError) as info:
+        parse_spec(data)
+    assert message in str(info.value)
+    assert "absolute" in str(info.value)
+
+
+def test_holdout_gap_needs_a_holdout_but_train_gap_does_not() -> None:
+    data = demo_data()
+    data["base"]["data"]["holdout_fraction"] = 0.0
+    with pytest.raises(SpecError, match=r"ranking\.gap_source: holdout needs a holdout split"):
+        parse_spec(data)
+    data["base"]["data"]["holdout"] = ["a.jpg"]
+    parse_spec(data)
+    data["base"]["data"]["holdout"] = None
+    data["ranking"] = {"gap_source": "train"}
+    assert parse_spec(data).ranking.gap_source == "train"
+
+
+def test_max_resource_defaults_to_epochs() -> None:
+    data = demo_data()
+    del data["pruner"]["max_resource"]
+    spec = parse_spec(data)
+    assert spec.pruner.max_resource is None
+    assert spec.max_resource == spec.base.epochs
+
+
+def test_defaults_of_the_optional_sections() -> None:
+    data = demo_data()
+    for section in ("sampler", "pruner", "ranking"):
+        data.pop(section, None)
+    data.pop("retries", None)
+    spec: StudySpec = parse_spec(data)
+    assert spec.sampler.constant_liar and spec.sampler.multivariate
+    assert spec.retries.max_retries == 2
+    assert (spec.ranking.gap_source, spec.ranking.penalty, spec.ranking.tolerance) == (
+        "holdout",
+        1.0,
+        0.005,
+    )
