@@ -1,0 +1,264 @@
+"""The ``sweeper`` command line: thin commands over the library, rich output.
+
+Each command parses its arguments, calls one library function and prints the result.
+Errors from bad input (a missing file, an invalid spec, an unreachable database, an
+unknown study) print one line on stderr and exit 2; ``--debug`` adds the traceback.
+A new command is one decorated function::
+
+    @command("rank")
+    def rank(study: StudyArg, storage: StorageOption = None) -> None:
+        out.print(rank_table(study, open_storage(storage)))
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+from collections.abc import Callable
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import optuna
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from storage import StorageError, open_storage, redact, resolve_url
+from sweeper.errors import SpecError, StudyError
+from sweeper.spec import load_spec
+from sweeper.study import create_study, delete_study
+from sweeper.summary import STATES, StudyStatus, StudySummary, list_studies, study_status
+from trainer_core.errors import ConfigError, DataError
+
+__all__ = ["BAD_INPUT", "EXIT_BAD_INPUT", "EXIT_FAILED", "app", "command", "main"]
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+BAD_INPUT: tuple[type[BaseException], ...] = (
+    ConfigError,
+    DataError,
+    SpecError,
+    StudyError,
+    StorageError,
+    FileNotFoundError,
+    yaml.YAMLError,
+)
+"""Errors that mean the user gave something unusable: one line, exit 2."""
+
+app = typer.Typer(
+    name="sweeper",
+    help="Hyperparameter sweeps for DBNet text detectors: Optuna + Hyperband on a shared DB.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+StorageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        help="storage URL, e.g. postgresql://user@host/db; default: $SWEEPER_STORAGE, "
+        "else sqlite:///sweeps.db (prefer the variable for URLs with passwords)",
+        show_default=False,
+    ),
+]
+StudyArg = Annotated[str, typer.Argument(metavar="STUDY", help="study name")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+# Set by the root callback on every invocation, read when an error is reported.
+_debug: ContextVar[bool] = ContextVar("sweeper_debug", default=False)
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks of errors")] = False,
+) -> None:
+    _debug.set(debug)
+    # Optuna logs "A new study created ..." at INFO on stderr; the commands say it better.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def command(name: str, **kwargs: Any) -> Callable[[F], F]:
+    """Register a CLI command whose project errors print as one line (exit 2, or 1).
+
+    Args:
+        name: the command's name on the command line.
+        **kwargs: passed on to ``typer.Typer.command`` (help=..., hidden=...).
+    """
+
+    def register(fn: F) -> F:
+        @functools.wraps(fn)
+        def run(*args: Any, **kw: Any) -> Any:
+            try:
+                return fn(*args, **kw)
+            except BAD_INPUT as e:
+                _fail(e, EXIT_BAD_INPUT)
+            except (typer.Exit, typer.Abort, typer.TyperException, KeyboardInterrupt):
+                raise
+            except Exception as e:
+                _fail(e, EXIT_FAILED, unexpected=True)
+
+        app.command(name, **kwargs)(run)
+        return fn
+
+    return register
+
+
+def _fail(e: BaseException, code: int, unexpected: bool = False) -> None:
+    """Print ``e`` as one line (with the traceback under --debug) and exit with ``code``."""
+    debug = _debug.get()
+    if debug:
+        traceback.print_exception(e, file=sys.stderr)
+    text = _one_line(e)
+    if unexpected:
+        text = f"unexpected {type(e).__name__}: {text}"
+        if not debug:
+            text += " (--debug shows the traceback)"
+    err.print(f"error: {text}", style="red", markup=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _one_line(e: BaseException) -> str:
+    """The message of ``e`` on one line."""
+    if isinstance(e, FileNotFoundError) and e.filename:
+        return f"{e.filename}: no such file"
+    if isinstance(e, yaml.YAMLError):
+        return f"not valid YAML ({' '.join(str(e).split())})"
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def _storage_flag(url: str | None) -> str:
+    """``--storage URL`` for a suggested command (password masked), or nothing."""
+    return f" --storage '{redact(url)}'" if url else ""
+
+
+@command("create-study")
+def create_study_cmd(
+    spec_path: Annotated[
+        Path, typer.Argument(metavar="SPEC.yaml", help="study spec, e.g. studies/demo.yaml")
+    ],
+    storage: StorageOption = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="study name (default: the spec's name)")
+    ] = None,
+    exist_ok: Annotated[
+        bool,
+        typer.Option("--exist-ok", help="reuse a study of this name if its spec is identical"),
+    ] = False,
+) -> None:
+    """Validate a study spec, create the study and queue its baselines."""
+    spec = load_spec(spec_path)
+    if name is not None:
+        spec = spec.renamed(name)
+    for warning in spec.warnings():
+        err.print(f"warning: {warning}", style="yellow", markup=False, soft_wrap=True)
+    url = resolve_url(storage)
+    study = create_study(spec, open_storage(url), exist_ok=exist_ok)
+    out.print(
+        f"study {study.study_name} ready in {redact(url)}: "
+        f"search space {', '.join(spec.search_space)}; baselines queued: {len(spec.baselines)}; "
+        f"budget: {spec.budget.n_trials} trials",
+        markup=False,
+        soft_wrap=True,
+    )
+    flag = _storage_flag(storage)
+    out.print("next:", markup=False)
+    out.print(f"  sweeper worker --study {study.study_name}{flag}", markup=False, soft_wrap=True)
+    out.print(f"  sweeper status {study.study_name}{flag}", markup=False, soft_wrap=True)
+    out.print(f"  optuna-dashboard '{redact(url)}'", markup=False, soft_wrap=True)
+
+
+@command("studies")
+def studies_cmd(storage: StorageOption = None) -> None:
+    """List the studies in a storage with their trial counts."""
+    url = resolve_url(storage)
+    summaries = list_studies(open_storage(url))
+    if not summaries:
+        out.print(f"no studies in {redact(url)}", markup=False, soft_wrap=True)
+        return
+    table = Table(title=redact(url), title_justify="left")
+    table.add_column("study")
+    for state in STATES:
+        table.add_column(state.name.lower(), justify="right")
+    table.add_column("best", justify="right")
+    for s in summaries:
+        table.add_row(s.name, *(str(s.counts[state]) for state in STATES), _value(s.best_value))
+    out.print(table)
+
+
+@command("status")
+def status_cmd(study: StudyArg, storage: StorageOption = None) -> None:
+    """Show one study: trials by state, the best so far, the running trials."""
+    url = resolve_url(storage)
+    status = study_status(study, open_storage(url))
+    out.print(_headline(status.summary, url), markup=False, soft_wrap=True)
+    _print_status(status)
+
+
+@command("delete-study")
+def delete_study_cmd(
+    study: StudyArg,
+    storage: StorageOption = None,
+    yes: Annotated[bool, typer.Option("--yes", help="really delete it and all its trials")] = False,
+) -> None:
+    """Delete a study and all its trials."""
+    if not yes:
+        raise StudyError(f"deleting study {study!r} removes all its trials; pass --yes to do it")
+    url = resolve_url(storage)
+    delete_study(study, open_storage(url))
+    out.print(f"deleted study {study} from {redact(url)}", markup=False, soft_wrap=True)
+
+
+def _headline(s: StudySummary, url: str) -> str:
+    finished = sum(s.counts[state] for state in STATES if state.is_finished())
+    budget = f"/{s.n_trials_budget}" if s.n_trials_budget is not None else ""
+    return f"study {s.name} in {redact(url)}: {finished}{budget} trials finished"
+
+
+def _print_status(status: StudyStatus) -> None:
+    counts = Table(show_header=True)
+    for state in STATES:
+        counts.add_column(state.name.lower(), justify="right")
+    counts.add_row(*(str(status.summary.counts[state]) for state in STATES))
+    out.print(counts)
+    if status.best_number is None:
+        out.print("best: none yet")
+    else:
+        params = ", ".join(f"{k}={_value(v)}" for k, v in status.best_params.items())
+        out.print(
+            f"best: trial {status.best_number}, value {_value(status.summary.best_value)}"
+            f" ({params})",
+            markup=False,
+            soft_wrap=True,
+        )
+    if not status.running:
+        out.print("running: none")
+        return
+    running = Table(title="running", title_justify="left")
+    for column in ("trial", "host", "device", "worker", "epoch", "started"):
+        running.add_column(column)
+    for r in status.running:
+        started = r.started.strftime("%Y-%m-%d %H:%M:%S") if r.started else None
+        running.add_row(
+            str(r.number),
+            *(v or "-" for v in (r.host, r.device, r.worker_id)),
+            "-" if r.last_epoch is None else str(r.last_epoch),
+            started or "-",
+        )
+    out.print(running)
+
+
+def _value(v: Any) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def main() -> None:
+    """Entry point of the ``sweeper`` console script."""
+    app()

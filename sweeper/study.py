@@ -1,0 +1,223 @@
+"""Studies from specs: create one, load one (with its sampler and pruner), delete one.
+
+The validated spec is stored on the study (user attribute ``sweeper.spec``, with
+``sweeper.schema_version``), so a worker needs only the storage URL and the study name.
+Optuna does not persist samplers or pruners: :func:`load_study` rebuilds them from the
+stored spec every time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+import optuna
+from optuna.exceptions import DuplicatedStudyError
+from optuna.storages import BaseStorage
+
+from sweeper.errors import StudyError
+from sweeper.spec import SCHEMA_VERSION, StudySpec, parse_spec
+
+__all__ = [
+    "BASELINE_ATTR",
+    "SCHEMA_ATTR",
+    "SPEC_ATTR",
+    "build_pruner",
+    "build_sampler",
+    "create_study",
+    "delete_study",
+    "find_study_id",
+    "load_study",
+    "suggest_params",
+]
+
+SPEC_ATTR = "sweeper.spec"
+SCHEMA_ATTR = "sweeper.schema_version"
+BASELINE_ATTR = "baseline"
+"""Trial user attribute on enqueued baselines: their index in ``spec.baselines``."""
+
+# A concurrent create-study of the same name may have made the study but not yet stored
+# its spec; the second caller waits this long for it before calling the study foreign.
+_SPEC_WAIT_S = 10.0
+
+
+def build_sampler(spec: StudySpec, worker_index: int = 0) -> optuna.samplers.TPESampler:
+    """The TPE sampler the spec describes.
+
+    Args:
+        spec: the study spec.
+        worker_index: added to a fixed seed, so parallel workers seeded alike do not draw
+            the same random startup trials.
+    """
+    s = spec.sampler
+    return optuna.samplers.TPESampler(
+        seed=None if s.seed is None else s.seed + worker_index,
+        n_startup_trials=s.n_startup_trials,
+        multivariate=s.multivariate,
+        constant_liar=s.constant_liar,
+    )
+
+
+def build_pruner(spec: StudySpec) -> optuna.pruners.HyperbandPruner:
+    """The Hyperband pruner the spec describes; resources are epochs."""
+    p = spec.pruner
+    return optuna.pruners.HyperbandPruner(
+        min_resource=p.min_resource,
+        max_resource=spec.max_resource,
+        reduction_factor=p.reduction_factor,
+    )
+
+
+def create_study(spec: StudySpec, storage: BaseStorage, exist_ok: bool = False) -> optuna.Study:
+    """Create the study a spec describes, store the spec on it and enqueue its baselines.
+
+    Args:
+        spec: a validated spec (:func:`sweeper.spec.load_spec`).
+        storage: from :func:`storage.open_storage`.
+        exist_ok: when a study of this name exists with an identical stored spec, return it
+            (baselines are not enqueued twice) instead of failing.
+
+    Raises:
+        StudyError: the name is taken (by a different spec, or without ``exist_ok``).
+
+    Example:
+        >>> study = create_study(load_spec("studies/demo.yaml"), open_storage())  # doctest: +SKIP
+    """
+    try:
+        study = optuna.create_study(
+            storage=storage,
+            study_name=spec.name,
+            direction="maximize",
+            sampler=build_sampler(spec),
+            pruner=build_pruner(spec),
+        )
+    except DuplicatedStudyError as e:
+        return _existing(spec, storage, exist_ok, e)
+    try:
+        study.set_user_attr(SCHEMA_ATTR, SCHEMA_VERSION)
+        for i, params in enumerate(spec.baselines):
+            study.enqueue_trial(params, user_attrs={BASELINE_ATTR: i})
+        # The spec goes last: its presence tells workers the study is complete.
+        study.set_user_attr(SPEC_ATTR, spec.model_dump(mode="json"))
+    except BaseException:
+        # Leave no half-made study behind for workers to trip over.
+        with contextlib.suppress(Exception):
+            optuna.delete_study(study_name=spec.name, storage=storage)
+        raise
+    return study
+
+
+def load_study(
+    name: str, storage: BaseStorage, worker_index: int = 0
+) -> tuple[optuna.Study, StudySpec]:
+    """Load a study made by :func:`create_study`, with its spec, sampler and pruner.
+
+    Args:
+        name: the study name.
+        storage: from :func:`storage.open_storage`.
+        worker_index: see :func:`build_sampler`.
+
+    Raises:
+        StudyError: no such study, or it carries no (or an unreadable) sweeper spec.
+
+    Example:
+        >>> study, spec = load_study("demo", open_storage())  # doctest: +SKIP
+    """
+    spec = _stored_spec(name, storage)
+    study = optuna.load_study(
+        study_name=name,
+        storage=storage,
+        sampler=build_sampler(spec, worker_index),
+        pruner=build_pruner(spec),
+    )
+    return study, spec
+
+
+def delete_study(name: str, storage: BaseStorage) -> None:
+    """Delete a study and all its trials.
+
+    Raises:
+        StudyError: no such study.
+    """
+    find_study_id(name, storage)
+    optuna.delete_study(study_name=name, storage=storage)
+
+
+def find_study_id(name: str, storage: BaseStorage) -> int:
+    """The storage's id of study ``name``.
+
+    Raises:
+        StudyError: no such study.
+    """
+    try:
+        return storage.get_study_id_from_name(name)
+    except KeyError as e:
+        raise StudyError(
+            f"no study named {name!r} in this storage (sweeper studies lists them)"
+        ) from e
+
+
+def suggest_params(trial: optuna.Trial, spec: StudySpec) -> dict[str, Any]:
+    """Sample every search-space parameter of ``spec`` for ``trial`` (name -> value).
+
+    Enqueued trials (the baselines) get their fixed values back.
+    """
+    params: dict[str, Any] = {}
+    for name, p in spec.search_space.items():
+        if p.choices is not None:
+            params[name] = trial.suggest_categorical(name, p.choices)
+        elif spec.is_int(name):
+            assert p.low is not None and p.high is not None  # a range, checked by ParamSpec
+            step = 1 if p.step is None else int(p.step)
+            params[name] = trial.suggest_int(name, int(p.low), int(p.high), step=step, log=p.log)
+        else:
+            assert p.low is not None and p.high is not None
+            params[name] = trial.suggest_float(
+                name, float(p.low), float(p.high), step=p.step, log=p.log
+            )
+    return params
+
+
+def _existing(
+    spec: StudySpec, storage: BaseStorage, exist_ok: bool, error: DuplicatedStudyError
+) -> optuna.Study:
+    """The existing study of ``spec.name`` if ``exist_ok`` and its spec is identical."""
+    stored = _stored_spec(spec.name, storage, wait_s=_SPEC_WAIT_S)
+    if stored != spec:
+        raise StudyError(
+            f"study {spec.name!r} already exists and its stored spec differs from this one; "
+            "pick another name (--name), or delete it first (sweeper delete-study); "
+            "--exist-ok only reuses a study whose spec is identical"
+        ) from error
+    if not exist_ok:
+        raise StudyError(
+            f"study {spec.name!r} already exists with this same spec; pass --exist-ok "
+            "(exist_ok=True) to reuse it, or pick another name (--name)"
+        ) from error
+    study, _ = load_study(spec.name, storage)
+    return study
+
+
+def _stored_spec(name: str, storage: BaseStorage, wait_s: float = 0.0) -> StudySpec:
+    """The spec stored on study ``name``, waiting up to ``wait_s`` for a creator to store it."""
+    study_id = find_study_id(name, storage)
+    deadline = time.monotonic() + wait_s
+    attrs = storage.get_study_user_attrs(study_id)
+    while SPEC_ATTR not in attrs and time.monotonic() < deadline:
+        time.sleep(0.2)
+        attrs = storage.get_study_user_attrs(study_id)
+    if SPEC_ATTR not in attrs:
+        raise StudyError(
+            f"study {name!r} has no sweeper spec: it was not made by sweeper create-study"
+        )
+    version = attrs.get(SCHEMA_ATTR)
+    if version != SCHEMA_VERSION:
+        raise StudyError(
+            f"study {name!r} stores spec schema version {version}; this sweeper reads "
+            f"version {SCHEMA_VERSION}"
+        )
+    try:
+        return parse_spec(attrs[SPEC_ATTR], source=f"spec stored on study {name!r}")
+    except ValueError as e:
+        raise StudyError(str(e)) from e

@@ -1,0 +1,241 @@
+"""sweeper create-study: bad specs are one line and exit 2, good ones say what to run next."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from storage import open_storage
+from sweeper.cli import app
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "studies" / "demo.yaml"
+DEMO_DATA = yaml.safe_load(DEMO.read_text())
+DELETE = object()
+
+runner = CliRunner()
+
+
+def changed(changes: dict[tuple[str, ...], Any]) -> dict[str, Any]:
+    """The demo spec with values set (or removed, for DELETE) at key paths."""
+    data = copy.deepcopy(DEMO_DATA)
+    for path, value in changes.items():
+        node = data
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        if value is DELETE:
+            del node[path[-1]]
+        else:
+            node[path[-1]] = value
+    return data
+
+
+INVALID = {
+    "unknown top-level key": (
+        changed({("foo",): 1}),
+        "foo: Extra inputs are not permitted",
+    ),
+    "unknown key in a range": (
+        changed({("search_space", "lr", "scale"): 2}),
+        "search_space.lr.scale: Extra inputs are not permitted",
+    ),
+    "low not below high": (
+        changed({("search_space", "lr", "low"): 1e-2}),
+        "search_space.lr: low (0.01) must be below high (0.003)",
+    ),
+    "log range from zero": (
+        changed({("search_space", "weight_decay", "low"): 0.0}),
+        "search_space.weight_decay: log scale needs low > 0",
+    ),
+    "range and choices": (
+        changed({("search_space", "lr", "choices"): [1e-3, 2e-3]}),
+        "search_space.lr: give either choices or a range",
+    ),
+    "not a train-config field": (
+        changed({("search_space", "unclip_ratio"): {"low": 1.5, "high": 2.5}}),
+        "search_space.unclip_ratio: 'unclip_ratio' is not a train-config field; "
+        "did you mean postprocess.unclip_ratio?",
+    ),
+    "a section, not a field": (
+        changed({("search_space", "optimizer"): {"low": 1, "high": 2}}),
+        "search_space.optimizer: 'optimizer' is a train-config section; name one of its "
+        "fields: optimizer.lr, optimizer.weight_decay",
+    ),
+    "two names for one field": (
+        changed({("search_space", "optimizer.lr"): {"low": 1e-4, "high": 1e-3}}),
+        "search_space.optimizer.lr: lr already sets optimizer.lr; keep one of the two",
+    ),
+    "range over a text field": (
+        changed({("search_space", "model.backbone"): {"low": 1, "high": 2}}),
+        "search_space.model.backbone: model.backbone is not a number field",
+    ),
+    "choice the train config rejects": (
+        changed({("search_space", "postprocess.score_mode"): {"choices": ["fast", "slow"]}}),
+        "search_space.postprocess.score_mode: 'slow' is not a valid postprocess.score_mode",
+    ),
+    "bound the train config rejects": (
+        changed({("search_space", "T_max", "low"): 0}),
+        "search_space.T_max: 0 is not a valid scheduler.T_max",
+    ),
+    "fractional bound on an int field": (
+        changed({("search_space", "T_max", "low"): 4.5}),
+        "search_space.T_max: scheduler.T_max is an int field",
+    ),
+    "step that does not divide the range": (
+        changed(
+            {("search_space", "postprocess.unclip_ratio"): {"low": 1.5, "high": 2.5, "step": 0.3}}
+        ),
+        "search_space.postprocess.unclip_ratio: high - low (1) must be a multiple of step (0.3)",
+    ),
+    "epochs sampled": (
+        changed({("search_space", "epochs"): {"low": 2, "high": 6}}),
+        "search_space.epochs: epochs is Hyperband's resource",
+    ),
+    "eta_min reaching lr": (
+        changed({("search_space", "eta_min", "high"): 2e-4}),
+        "search_space.eta_min: eta_min.high (0.0002) must be below lr.low (0.0001): eta_min is "
+        "the absolute lr",
+    ),
+    "T_max beyond twice the epochs": (
+        changed({("search_space", "T_max", "high"): 13}),
+        "search_space.T_max: T_max.high (13) must be at most 2 × base.epochs (12)",
+    ),
+    "max_resource beyond epochs": (
+        changed({("pruner", "max_resource"): 8}),
+        "pruner.max_resource (8) must be at most base.epochs (6)",
+    ),
+    "min_resource beyond max_resource": (
+        changed({("pruner", "min_resource"): 4, ("pruner", "max_resource"): 3}),
+        "pruner.min_resource (4) must be at most pruner.max_resource (3)",
+    ),
+    "holdout gap without a holdout": (
+        changed({("base", "data", "holdout_fraction"): 0.0}),
+        "ranking.gap_source: holdout needs a holdout split",
+    ),
+    "baseline missing a parameter": (
+        changed({("baselines",): [{"lr": 1e-3, "weight_decay": 1e-4, "T_max": 6}]}),
+        "baselines[0]: missing ['eta_min']",
+    ),
+    "baseline with an extra name": (
+        changed(
+            {
+                ("baselines",): [
+                    {"lr": 1e-3, "weight_decay": 1e-4, "T_max": 6, "eta_min": 1e-5, "momentum": 0.9}
+                ]
+            }
+        ),
+        "baselines[0]: ['momentum'] not in search_space",
+    ),
+    "baseline outside the space": (
+        changed({("baselines",): [{"lr": 0.1, "weight_decay": 1e-4, "T_max": 6, "eta_min": 1e-5}]}),
+        "baselines[0].lr: 0.1 is outside the search space (0.0001..0.003 log)",
+    ),
+    "unknown train-config key": (
+        changed({("base", "optimizer", "momentum"): 0.9}),
+        "base.optimizer.momentum: Extra inputs are not permitted",
+    ),
+    "missing budget": (
+        changed({("budget",): DELETE}),
+        "budget: Field required",
+    ),
+    "bad study name": (
+        changed({("name",): "my study"}),
+        "name: 'my study': use up to 128 letters",
+    ),
+    "reduction factor below 2": (
+        changed({("pruner", "reduction_factor"): 1}),
+        "pruner.reduction_factor: Input should be greater than or equal to 2",
+    ),
+}
+
+
+@pytest.mark.parametrize(("data", "message"), INVALID.values(), ids=INVALID.keys())
+def test_invalid_spec_is_one_line_exit_2_and_creates_nothing(
+    data: dict[str, Any], message: str, tmp_path: Path, sqlite_url: str
+) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    result = runner.invoke(app, ["create-study", str(spec), "--storage", sqlite_url])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: {spec}: ")
+    assert message in lines[0]
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "sweeps.db").exists()  # the storage was never even opened
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (None, "no such file"),
+        ("name: [unclosed\n", "not valid YAML"),
+        ("- a list\n", "expected a mapping at the top level"),
+    ],
+)
+def test_unreadable_spec_file(text: str | None, message: str, tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    if text is not None:
+        spec.write_text(text)
+    result = runner.invoke(
+        app, ["create-study", str(spec), "--storage", f"sqlite:///{tmp_path}/x.db"]
+    )
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {spec}: {message}")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_debug_adds_the_traceback(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["--debug", "create-study", str(tmp_path / "missing.yaml")])
+    assert result.exit_code == 2
+    assert "Traceback" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].endswith("missing.yaml: no such file")
+
+
+def test_create_study_prints_the_study_and_what_to_run_next(
+    storage_url: str, study_name: str
+) -> None:
+    result = runner.invoke(
+        app, ["create-study", str(DEMO), "--storage", storage_url, "--name", study_name]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"study {study_name} ready in {storage_url}" in result.stdout
+    assert f"sweeper worker --study {study_name} --storage '{storage_url}'" in result.stdout
+    assert "warning: search_space.T_max: T_max can be 5..7 while base.epochs is 6" in result.stderr
+    assert study_name in optuna.get_all_study_names(open_storage(storage_url))
+
+
+def test_exist_ok_accepts_the_same_spec_only(sqlite_url: str, tmp_path: Path) -> None:
+    args = ["create-study", str(DEMO), "--storage", sqlite_url]
+    assert runner.invoke(app, args).exit_code == 0
+
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2
+    assert "already exists with this same spec; pass --exist-ok" in again.stderr
+
+    assert runner.invoke(app, [*args, "--exist-ok"]).exit_code == 0
+
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(changed({("budget", "n_trials"): 99})))
+    different = runner.invoke(
+        app, ["create-study", str(other), "--storage", sqlite_url, "--exist-ok"]
+    )
+    assert different.exit_code == 2
+    assert "already exists and its stored spec differs" in different.stderr
+
+
+def test_storage_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'env.db'}"
+    monkeypatch.setenv("SWEEPER_STORAGE", url)
+    result = runner.invoke(app, ["create-study", str(DEMO)])
+    assert result.exit_code == 0, result.output
+    assert "sweeper worker --study demo\n" in result.stdout  # no --storage to repeat
+    assert optuna.get_all_study_names(open_storage(url)) == ["demo"]
