@@ -1,0 +1,279 @@
+"""``sweeper reap``: fail the trials of dead workers and re-queue them, where heartbeats cannot.
+
+Optuna's heartbeat needs the SQL storage, and its stale trials are failed only by the next
+worker that asks for a trial. Through the gRPC proxy no heartbeat is recorded, so a worker
+killed there would leave its trial RUNNING for ever. The reaper runs next to the proxy
+(``sweeper reap STUDY --every 60``) and judges each RUNNING trial by its last sign of life,
+the latest of:
+
+- its ``heartbeat_at`` user attribute (unix time), which a worker writes every interval
+  through any storage while the trial runs (:func:`keep_alive`);
+- its row in Optuna's heartbeat table, when the reaper reads the database directly;
+- its start: a trial gets a full grace period before its first beat.
+
+A trial silent for longer than the grace period is failed, with the reason as its
+``fail_reason`` attribute, and re-queued with the same parameters and reported values (the
+retry resumes from the trial's checkpoint), up to the spec's ``retries.max_retries``.
+Timestamps are compared on the reaper's clock: keep the nodes' clocks in sync (NTP), and run
+the reaper in the proxy's time zone (trial starts are stored in local time).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import logging
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import grpc
+import optuna
+import sqlalchemy
+from optuna.exceptions import ExperimentalWarning, StorageInternalError, UpdateFinishedTrialError
+from optuna.storages import BaseStorage, GrpcStorageProxy, RDBStorage
+from optuna.storages import RetryHeartbeatStaleTrialCallback as Retry
+from optuna.trial import FrozenTrial, TrialState
+
+from storage import open_storage
+from sweeper.objective import FAIL_REASON_ATTR
+from sweeper.spec import StudySpec
+from sweeper.study import load_study
+
+__all__ = ["HEARTBEAT_ATTR", "keep_alive", "reap_loop", "reap_stale"]
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_ATTR = "heartbeat_at"
+"""Trial user attribute: unix time of the worker's latest heartbeat (see :func:`keep_alive`)."""
+
+# Errors of one pass that the loop outlives: the database or the proxy is away for a while.
+_TRANSIENT = (StorageInternalError, sqlalchemy.exc.SQLAlchemyError, grpc.RpcError, OSError)
+
+# Optuna's heartbeat table and the trial columns it is read with (schema of optuna >= 2.9).
+_TRIALS = sqlalchemy.table(
+    "trials",
+    sqlalchemy.column("trial_id", sqlalchemy.Integer),
+    sqlalchemy.column("study_id", sqlalchemy.Integer),
+    sqlalchemy.column("state", sqlalchemy.String),
+)
+_HEARTBEATS = sqlalchemy.table(
+    "trial_heartbeats",
+    sqlalchemy.column("trial_id", sqlalchemy.Integer),
+    sqlalchemy.column("heartbeat", sqlalchemy.DateTime),
+)
+
+
+def reap_stale(study_name: str, storage_url: str | None, grace_period_s: int) -> list[int]:
+    """Fail the RUNNING trials of a study that show no sign of life, and re-queue them.
+
+    Args:
+        study_name: a study made by ``sweeper create-study``.
+        storage_url: the database or ``grpc://`` proxy; None reads ``$SWEEPER_STORAGE``.
+        grace_period_s: seconds of silence after which a running trial counts as dead.
+            Keep it several times the workers' heartbeat interval.
+
+    Returns:
+        The numbers of the trials it failed, in order.
+
+    Raises:
+        ValueError: ``grace_period_s`` below 1.
+        StorageError: the storage cannot be opened.
+        StudyError: no such study, or not a sweeper study.
+
+    Example:
+        >>> reap_stale("receipts-dbnet", "grpc://proxy:13000", grace_period_s=180)  # doctest: +SKIP
+        [17]
+    """
+    _check_positive("grace_period_s", grace_period_s)
+    storage = open_storage(storage_url)
+    try:
+        study, spec = load_study(study_name, storage)
+        return _reap(storage, study, spec, grace_period_s)
+    finally:
+        _close(storage)
+
+
+def reap_loop(
+    study_name: str,
+    storage_url: str | None,
+    grace_period_s: int,
+    every_s: float,
+    stop: threading.Event | None = None,
+) -> list[int]:
+    """Run :func:`reap_stale` every ``every_s`` seconds until ``stop`` is set.
+
+    A pass that fails because the database or the proxy is briefly away is logged and tried
+    again at the next pass; the loop keeps one storage connection open between passes.
+
+    Args:
+        study_name: a study made by ``sweeper create-study``.
+        storage_url: the database or ``grpc://`` proxy; None reads ``$SWEEPER_STORAGE``.
+        grace_period_s: see :func:`reap_stale`.
+        every_s: seconds between passes.
+        stop: set it (from a signal handler or another thread) to end the loop.
+
+    Returns:
+        The numbers of all trials it failed.
+
+    Raises:
+        ValueError: ``grace_period_s`` below 1 or ``every_s`` not positive.
+        StorageError: the storage cannot be opened at the start.
+        StudyError: no such study, or not a sweeper study.
+    """
+    _check_positive("grace_period_s", grace_period_s)
+    _check_positive("every_s", every_s)
+    stop = stop or threading.Event()
+    storage = open_storage(storage_url)
+    reaped: list[int] = []
+    try:
+        study, spec = load_study(study_name, storage)
+        log.info(
+            "reaping study %s every %g s: trials silent for over %d s are failed and re-queued",
+            study_name,
+            every_s,
+            grace_period_s,
+        )
+        while not stop.is_set():
+            try:
+                reaped += _reap(storage, study, spec, grace_period_s)
+            except _TRANSIENT as e:
+                log.warning("reap pass failed (%s); next try in %g s", _one_line(e), every_s)
+            stop.wait(every_s)
+    finally:
+        _close(storage)
+    return reaped
+
+
+@contextmanager
+def keep_alive(trial: optuna.Trial, interval_s: float) -> Iterator[None]:
+    """Write the trial's ``heartbeat_at`` attribute every ``interval_s`` while the block runs.
+
+    This is the heartbeat :func:`reap_stale` reads; unlike Optuna's, it passes through the
+    gRPC proxy (one small write per interval). The first beat is written at once.
+
+    Example:
+        >>> with keep_alive(trial, interval_s=60):  # doctest: +SKIP
+        ...     result = fit(config)
+    """
+    _check_positive("interval_s", interval_s)
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            try:
+                trial.set_user_attr(HEARTBEAT_ATTR, time.time())
+            except UpdateFinishedTrialError:
+                return  # finished meanwhile (told, or failed by a reaper)
+            except _TRANSIENT as e:
+                log.warning("trial %d: heartbeat not written (%s)", trial.number, _one_line(e))
+            if stop.wait(interval_s):
+                return
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-trial-{trial.number}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _reap(
+    storage: BaseStorage, study: optuna.Study, spec: StudySpec, grace_period_s: int
+) -> list[int]:
+    """One pass: fail and re-queue the study's silent RUNNING trials; their numbers."""
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if not running:
+        return []
+    beat_ages = _heartbeat_ages(storage, study.study_name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)  # experimental in optuna 5
+        retry = Retry(max_retry=spec.retries.max_retries, inherit_intermediate_values=True)
+    reaped = []
+    for trial in running:
+        silent_s = _silence(trial, beat_ages.get(trial._trial_id))
+        if silent_s <= grace_period_s:
+            continue
+        reason = (
+            f"worker silent for {silent_s:.0f} s (grace {grace_period_s} s): failed by sweeper reap"
+        )
+        try:
+            # The reason first: a finished trial takes no more attributes. A trial that
+            # finishes in between keeps a stray reason, and is not failed.
+            storage.set_trial_user_attr(trial._trial_id, FAIL_REASON_ATTR, reason)
+            if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+                continue
+        except UpdateFinishedTrialError:
+            continue  # it finished, or another reaper or worker failed it first
+        failed = storage.get_trial(trial._trial_id)
+        _requeue(study, retry, failed)
+        # The callback's own rule, repeated only to say what it did.
+        limit = spec.retries.max_retries
+        done = "re-queued" if len(Retry.retry_history(failed)) < limit else "retry limit reached"
+        log.warning("trial %d: %s; %s", trial.number, reason, done)
+        reaped.append(trial.number)
+    return reaped
+
+
+def _requeue(study: optuna.Study, retry: Retry, failed: FrozenTrial) -> None:
+    """Queue a copy of ``failed`` without the reaper's and the heartbeat's attributes."""
+    clean = copy.deepcopy(failed)
+    clean.user_attrs = {
+        k: v for k, v in failed.user_attrs.items() if k not in (HEARTBEAT_ATTR, FAIL_REASON_ATTR)
+    }
+    retry(study, clean)
+
+
+def _silence(trial: FrozenTrial, heartbeat_age_s: float | None) -> float:
+    """Seconds since the trial's latest sign of life: heartbeat attribute, row or start."""
+    ages = []
+    if trial.datetime_start is not None:
+        ages.append((datetime.datetime.now() - trial.datetime_start).total_seconds())
+    beat = trial.user_attrs.get(HEARTBEAT_ATTR)
+    if isinstance(beat, int | float):
+        ages.append(time.time() - beat)
+    if heartbeat_age_s is not None:
+        ages.append(heartbeat_age_s)
+    return min(ages, default=0.0)
+
+
+def _heartbeat_ages(storage: BaseStorage, study_name: str) -> dict[int, float]:
+    """Age in seconds of each RUNNING trial's row in Optuna's heartbeat table (SQL only).
+
+    Measured on the database's clock, which also wrote the rows, as Optuna does.
+    """
+    if not isinstance(storage, RDBStorage):
+        return {}
+    study_id = storage.get_study_id_from_name(study_name)
+    query = (
+        sqlalchemy.select(_HEARTBEATS.c.trial_id, _HEARTBEATS.c.heartbeat, sqlalchemy.func.now())
+        .join(_TRIALS, _TRIALS.c.trial_id == _HEARTBEATS.c.trial_id)
+        .where(_TRIALS.c.study_id == study_id, _TRIALS.c.state == TrialState.RUNNING.name)
+    )
+    with storage.engine.connect() as connection:
+        rows = connection.execute(query).all()
+    # PostgreSQL's now() carries a time zone; the stored heartbeats are naive in the same one.
+    return {
+        trial_id: (now.replace(tzinfo=None) - beat).total_seconds() for trial_id, beat, now in rows
+    }
+
+
+def _close(storage: BaseStorage) -> None:
+    """Release the storage's connections (a loop or a CLI run opens exactly one)."""
+    if isinstance(storage, GrpcStorageProxy):
+        storage.close()
+    elif isinstance(storage, RDBStorage):
+        storage.remove_session()
+        storage.engine.dispose()
+
+
+def _check_positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{name}={value}: must be above 0 seconds")
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
