@@ -23,9 +23,12 @@ _logger = logging.getLogger(__name__)
 
 SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "mysql+pymysql", "grpc")
 SQLITE_BUSY_TIMEOUT_S = 30
-# One persistent connection per process, up to two more while the heartbeat thread and the
-# main thread overlap: 64 workers then hold about 64 connections, under PostgreSQL's default
-# max_connections=100. Fleets beyond that go through the gRPC proxy (see open_storage).
+# One persistent connection per process, and up to two more while the heartbeat thread and
+# the main thread overlap (SQLAlchemy closes overflow connections as soon as they come back).
+# With epochs of minutes and a 60 s heartbeat, 64 workers hold about 64 connections, under
+# PostgreSQL's default max_connections=100; benchmarks/storage_backends.py's stress case
+# (a trial every 0.15 s, heartbeat every second) peaks at about 1.6 a worker. Larger fleets
+# go through the gRPC proxy (see open_storage).
 _POOL = {"pool_size": 1, "max_overflow": 2}
 # Drop connections before a server or firewall does (MySQL wait_timeout, idle NAT entries):
 # a trial may sit for an epoch without touching the database.
