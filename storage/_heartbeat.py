@@ -48,7 +48,10 @@ class HeartbeatSettings:
         # Both are marked experimental in optuna 5; we opt in on purpose, once, here.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
-            callback = RetryHeartbeatStaleTrialCallback(max_retry=self.max_retry)
+            # The retry inherits the dead trial's curve: Hyperband judges it as one trial.
+            callback = RetryHeartbeatStaleTrialCallback(
+                max_retry=self.max_retry, inherit_intermediate_values=True
+            )
         return {
             "heartbeat_interval": self.interval,
             "grace_period": self.grace_period,

@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import optuna
 import typer
@@ -26,10 +26,10 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from storage import StorageError, open_storage, redact, resolve_url
+from storage import HeartbeatSettings, StorageError, open_storage, redact, resolve_url
 from sweeper.errors import SpecError, StudyError
 from sweeper.spec import load_spec
-from sweeper.study import create_study, delete_study
+from sweeper.study import create_study, delete_study, load_study
 from sweeper.summary import STATES, StudyStatus, StudySummary, list_studies, study_status
 from trainer_core.errors import ConfigError, DataError
 
@@ -212,6 +212,180 @@ def delete_study_cmd(
     url = resolve_url(storage)
     delete_study(study, open_storage(url))
     out.print(f"deleted study {study} from {redact(url)}", markup=False, soft_wrap=True)
+
+
+@command("train")
+def train_cmd(
+    config: Annotated[Path, typer.Argument(metavar="CONFIG.yaml", help="a train config")],
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="override a field by dotted path, e.g. optimizer.lr=3e-4"),
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue from OUT/last.pt")] = False,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="output directory (default: the config's)")
+    ] = None,
+) -> None:
+    """Train one model without a study: the "retrain the winner" step."""
+    from sweeper.train import run_training  # torch loads only for commands that train
+
+    result = run_training(config, overrides, resume=resume, out=out_dir, console=out)
+    if result.failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@command("worker")
+def worker_cmd(
+    study: Annotated[str, typer.Option("--study", help="study to work on")],
+    storage: StorageOption = None,
+    gpus: Annotated[
+        str, typer.Option("--gpus", help="auto (every visible GPU, else CPU), cpu, or 0,1,3")
+    ] = "auto",
+    procs: Annotated[
+        int | None, typer.Option("--procs", help="CPU processes when no GPU is used (default 1)")
+    ] = None,
+    procs_per_gpu: Annotated[
+        int, typer.Option("--procs-per-gpu", help="processes per GPU, for small models")
+    ] = 1,
+    n_trials: Annotated[
+        int | None, typer.Option("--n-trials", help="trials per process at most")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="seconds after which no trial starts")
+    ] = None,
+    data_root: Annotated[
+        Path | None,
+        typer.Option("--data-root", help="where this node mounts the spec's relative data paths"),
+    ] = None,
+    artifacts: Annotated[
+        Path, typer.Option("--artifacts", help="checkpoints, pictures and logs (shared by nodes)")
+    ] = Path("sweeper-artifacts"),
+    heartbeat_interval: Annotated[
+        int, typer.Option("--heartbeat-interval", help="seconds between trial heartbeats")
+    ] = HeartbeatSettings.interval,
+    grace_period: Annotated[
+        int, typer.Option("--grace-period", help="seconds of silence before a trial is dead")
+    ] = HeartbeatSettings.grace_period,
+) -> None:
+    """Run trials on this node: one process per GPU, until the study's budget is spent."""
+    from sweeper.dispatch import plan_slots, run_workers
+
+    url = resolve_url(storage)
+    _, spec = load_study(study, open_storage(url))  # fail fast, in one line, on a bad name
+    try:
+        slots = plan_slots(gpus, procs, procs_per_gpu)
+        heartbeat = HeartbeatSettings(heartbeat_interval, grace_period, spec.retries.max_retries)
+    except ValueError as e:
+        raise SpecError(str(e)) from e
+    options = {
+        "n_trials": n_trials,
+        "timeout_s": timeout,
+        "data_root": str(data_root.resolve()) if data_root else None,
+        "heartbeat": vars(heartbeat),
+    }
+    err.print(
+        f"study {study} in {redact(url)}: {len(slots)} worker process(es) "
+        f"({', '.join(s.label for s in slots)}); logs in {artifacts / 'logs'}",
+        markup=False,
+        soft_wrap=True,
+    )
+    code = run_workers(
+        study, url, slots, artifacts=artifacts.resolve(), child_options=options, console=err
+    )
+    raise typer.Exit(code)
+
+
+SortOption = Annotated[
+    str, typer.Option("--by", help="score (penalized, the default) or val (plain val H-mean)")
+]
+
+
+def _sort_key(by: str) -> Literal["score", "val"]:
+    if by not in ("score", "val"):
+        raise SpecError(f"--by {by!r}: use score or val")
+    return by  # type: ignore[return-value]
+
+
+@command("rank")
+def rank_cmd(
+    study: StudyArg,
+    storage: StorageOption = None,
+    top: Annotated[int, typer.Option("--top", help="completed trials to show")] = 10,
+    penalty: Annotated[
+        float | None, typer.Option("--penalty", help="override the spec's ranking.penalty")
+    ] = None,
+    tolerance: Annotated[
+        float | None, typer.Option("--tolerance", help="override the spec's ranking.tolerance")
+    ] = None,
+    by: SortOption = "score",
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+) -> None:
+    """Completed trials by penalized score; then the pruned (with their epoch) and the failed."""
+    from sweeper.ranking import rank_study
+
+    if fmt not in ("table", "csv", "json"):
+        raise SpecError(f"--format {fmt!r}: use table, csv or json")
+    study_obj, spec = load_study(study, open_storage(resolve_url(storage)))
+    ranking = rank_study(study_obj, spec, by=_sort_key(by), penalty=penalty, tolerance=tolerance)
+    if fmt == "json":
+        print(ranking.to_json(top))
+    elif fmt == "csv":
+        print(ranking.to_csv(top), end="")
+    else:
+        from sweeper.report import print_ranking
+
+        print_ranking(ranking, out, top)
+
+
+@command("export-best")
+def export_best_cmd(
+    study: StudyArg,
+    output: Annotated[Path, typer.Option("-o", "--output", help="YAML file to write")],
+    storage: StorageOption = None,
+    by: SortOption = "score",
+) -> None:
+    """Write the winning trial's full train config, ready for ``sweeper train``."""
+    from sweeper.ranking import export_best
+
+    study_obj, spec = load_study(study, open_storage(resolve_url(storage)))
+    trial = export_best(study_obj, spec, output, by=_sort_key(by))
+    out.print(
+        f"trial {trial.number} (score {trial.user_attrs['score']:.4f}) -> {output}; "
+        f"retrain: sweeper train {output}",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@command("dashboard")
+def dashboard_cmd(
+    storage: StorageOption = None,
+    host: Annotated[
+        str, typer.Option("--host", help="bind address; it has no login")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8080,
+    artifacts: Annotated[
+        Path, typer.Option("--artifacts", help="the workers' --artifacts directory")
+    ] = Path("sweeper-artifacts"),
+) -> None:
+    """optuna-dashboard on the storage, with the trials' pictures."""
+    from sweeper.dashboard import run_dashboard
+
+    run_dashboard(storage, host, port, artifacts)
+
+
+@command("demo")
+def demo_cmd(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="where the demo keeps everything it makes")
+    ] = Path("sweeper-demo"),
+    procs: Annotated[int, typer.Option("--procs", help="CPU processes when there is no GPU")] = 2,
+    gpus: Annotated[str, typer.Option("--gpus", help="auto, cpu, or 0,1,3")] = "auto",
+) -> None:
+    """The main job: generate data, create the demo study, sweep it here, rank it."""
+    from sweeper.demo import run_demo
+
+    raise typer.Exit(run_demo(directory, procs=procs, gpus=gpus, console=out))
 
 
 def _headline(s: StudySummary, url: str) -> str:

@@ -45,11 +45,11 @@ def run_demo(
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     spec: StudySpec = load_spec(bundled_spec("demo.yaml"))
-    data = Path(spec.base.data.image_root).parent  # demo-data, relative to the data root
-    annotations = workdir / data / "annotations.json"
+    # The spec's data paths are relative to the data root, here the demo directory.
+    annotations = workdir / (spec.base.data.annotations or "annotations.json")
     if not annotations.exists():
-        console.print(f"generating {DEMO_IMAGES} synthetic images in {workdir / data}")
-        generate(workdir / data, n_images=DEMO_IMAGES, size=DEMO_SIZE, seed=0)
+        console.print(f"generating {DEMO_IMAGES} synthetic images in {annotations.parent}")
+        generate(annotations.parent, n_images=DEMO_IMAGES, size=DEMO_SIZE, seed=0)
     url = f"sqlite:///{workdir / 'demo.db'}"
     spec = spec.renamed(f"demo-{datetime.datetime.now():%Y%m%d-%H%M%S}")
     storage = open_storage(url)

@@ -325,7 +325,7 @@ def load_spec(path: Path | str) -> StudySpec:
     except OSError as e:
         raise SpecError(f"{path}: cannot read ({e.strerror})") from e
     try:
-        data = yaml.load(text, Loader=_SpecLoader)  # a SafeLoader: plain data only
+        data = _safe_load(text)
     except yaml.YAMLError as e:
         raise SpecError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from e
     if not isinstance(data, dict):
@@ -338,6 +338,15 @@ class _SpecLoader(yaml.SafeLoader):
 
     Learning rates are written like that; as strings they would become string choices.
     """
+
+
+def _safe_load(text: str) -> Any:
+    """``yaml.safe_load`` with :class:`_SpecLoader`'s float rule (plain data only)."""
+    loader = _SpecLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 _SpecLoader.add_implicit_resolver(
