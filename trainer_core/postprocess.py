@@ -221,13 +221,16 @@ def _mean_under(prob: np.ndarray, shapes: np.ndarray | list[np.ndarray]) -> np.n
     limit = np.array([w - 1, h - 1])
     lo = np.clip(np.floor(lo).astype(np.int64), 0, limit)
     hi = np.clip(np.ceil(hi).astype(np.int64), 0, limit)
+    if isinstance(shapes, np.ndarray):
+        local = list((shapes - lo[:, None, :].astype(shapes.dtype)).astype(np.int32))
+    else:
+        local = [(s - o.astype(s.dtype)).astype(np.int32) for s, o in zip(shapes, lo, strict=True)]
     scores = np.zeros(len(shapes), np.float64)
-    for k, (shape, (x0, y0), (x1, y1)) in enumerate(
-        zip(shapes, lo.tolist(), hi.tolist(), strict=True)
+    for k, (corners, (x0, y0), (x1, y1)) in enumerate(
+        zip(local, lo.tolist(), hi.tolist(), strict=True)
     ):
         mask = np.zeros((y1 - y0 + 1, x1 - x0 + 1), np.uint8)
-        local = (shape - np.array([x0, y0], shape.dtype)).astype(np.int32)
-        cv2.fillPoly(mask, [local], 1)
+        cv2.fillPoly(mask, [corners], 1)
         scores[k] = cv2.mean(prob[y0 : y1 + 1, x0 : x1 + 1], mask)[0]
     return scores
 
