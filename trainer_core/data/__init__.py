@@ -2,7 +2,7 @@
 
 from trainer_core.data.annotations import Sample, read_icdar, read_samples, read_ufo
 from trainer_core.data.dataset import DetectionDataset, load_image, seed_worker
-from trainer_core.data.splits import Splits, make_splits, split_samples
+from trainer_core.data.splits import Splits, make_splits, sample_name, split_samples
 from trainer_core.data.synthetic import generate
 from trainer_core.data.targets import db_targets, shrink_distance
 from trainer_core.data.transforms import Transformed, eval_transform, train_transform
@@ -20,6 +20,7 @@ __all__ = [
     "read_icdar",
     "read_samples",
     "read_ufo",
+    "sample_name",
     "seed_worker",
     "shrink_distance",
     "split_samples",

@@ -268,20 +268,22 @@ class _Tally:
         self.dropped_images += 1
         logger.warning("%s: sample dropped: %s", image, why)
 
-    def file_report(self, where: Path, kept: int, fixes: list[str], drops: list[str]) -> None:
-        self.repaired += len(fixes)
-        self.dropped += len(drops)
-        if not fixes and not drops:
+    def file_report(self, where: Path, kept: int, notes: list[str]) -> None:
+        """One warning for a file: counts, then its problems in file order."""
+        dropped = sum(n.endswith("(dropped)") for n in notes)
+        repaired = len(notes) - dropped
+        self.repaired += repaired
+        self.dropped += dropped
+        if not notes:
             return
-        listed = [f"{d} (dropped)" for d in drops] + [f"{r} (repaired)" for r in fixes]
-        more = f"; ... and {len(listed) - _LISTED} more" if len(listed) > _LISTED else ""
+        more = f"; ... and {len(notes) - _LISTED} more" if len(notes) > _LISTED else ""
         logger.warning(
             "%s: %d of %d boxes dropped, %d repaired: %s%s",
             where,
-            len(drops),
-            kept + len(drops),
-            len(fixes),
-            "; ".join(listed[:_LISTED]),
+            dropped,
+            kept + dropped,
+            repaired,
+            "; ".join(notes[:_LISTED]),
             more,
         )
 
@@ -307,24 +309,24 @@ def _build_sample(
     """Check every box against the image; None (and a warning) when the image is unusable."""
     size = image_size(image)
     if size is None:
-        reason = "missing" if not image.exists() else "not a readable image"
+        reason = "missing" if not image.exists() else "unreadable"
         tally.drop_sample(image, f"image {reason} (annotations in {source})")
         return None
-    polygons, ignore, fixes, drops = [], [], [], []
+    polygons, ignore, notes = [], [], []
     for word in words:
         if word.points is None:
-            drops.append(f"{word.where}: {word.problem}")
+            notes.append(f"{word.where}: {word.problem} (dropped)")
             continue
         points, problem, repair = clean_polygon(word.points, size)
         if points is None:
-            drops.append(f"{word.where}: {problem}")
+            notes.append(f"{word.where}: {problem} (dropped)")
             continue
         if repair:
-            fixes.append(f"{word.where}: {repair}")
+            notes.append(f"{word.where}: {repair} (repaired)")
         polygons.append(points)
         ignore.append(word.ignore)
     where = source if source.suffix.lower() != ".json" else Path(f"{source} [{image.name}]")
-    tally.file_report(where, len(polygons), fixes, drops)
+    tally.file_report(where, len(polygons), notes)
     tally.images += 1
     tally.boxes += len(polygons)
     tally.dont_care += sum(ignore)
@@ -356,27 +358,27 @@ def clean_polygon(
         return None, why, ""
     pts = distinct
     polygon = shapely.Polygon(pts)
-    if polygon.area <= 1e-9:
+    if polygon.convex_hull.area <= 1e-9:
         return None, "outside the image" if repairs else "zero area", ""
     if not polygon.is_valid:
-        fixed = _repair(polygon, pts)
+        fixed, how = _repair(polygon, pts)
         if fixed is None:
             return None, "self-intersecting, nothing usable left", ""
-        repairs.append("self-intersecting outline repaired")
+        repairs.append(f"self-intersecting outline, {how}")
         pts = fixed
     return pts.astype(np.float32), "", ", ".join(repairs)
 
 
-def _repair(polygon: shapely.Polygon, pts: np.ndarray) -> np.ndarray | None:
+def _repair(polygon: shapely.Polygon, pts: np.ndarray) -> tuple[np.ndarray | None, str]:
     """Vertices in convex position get their hull order (a box whose corners were listed out
     of order); otherwise the largest polygon of ``make_valid``."""
     hull = polygon.convex_hull
     if isinstance(hull, shapely.Polygon) and len(hull.exterior.coords) - 1 == len(pts):
-        return np.asarray(hull.exterior.coords)[:-1]
+        return np.asarray(hull.exterior.coords)[:-1], "vertices put in order"
     valid = shapely.make_valid(polygon)
     pieces = valid.geoms if hasattr(valid, "geoms") else [valid]
     parts = [g for g in pieces if isinstance(g, shapely.Polygon) and g.area > 1e-9]
     if not parts:
-        return None
+        return None, ""
     largest = max(parts, key=lambda g: g.area)
-    return np.asarray(largest.exterior.coords)[:-1]
+    return np.asarray(largest.exterior.coords)[:-1], "kept its largest part"

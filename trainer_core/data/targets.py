@@ -147,9 +147,10 @@ class _Maps:
         # One vectorized pass each, float32 in and out.
         cv2.threshold(self.signed, -1 + _EPS, 1.0, cv2.THRESH_BINARY_INV, dst=prob)
         cv2.threshold(self.signed, 1 + _EPS, 1.0, cv2.THRESH_BINARY_INV, dst=thresh_mask)
-        # thresh_max on the edge, thresh_min at distance D and beyond.
-        scale = self.thresh_min - self.thresh_max
-        cv2.addWeighted(self.unsigned, scale, self.unsigned, 0.0, self.thresh_max, dst=thresh)
+        # (1 - d) (thresh_max - thresh_min) + thresh_min: exactly thresh_min from D on.
+        span = self.thresh_max - self.thresh_min
+        cv2.addWeighted(self.unsigned, -span, self.unsigned, 0.0, span, dst=thresh)
+        thresh += self.thresh_min
         return prob, prob_mask, thresh, thresh_mask
 
 
