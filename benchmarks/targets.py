@@ -74,17 +74,23 @@ def reference_border_map(
     thresh_min: float = THRESH_MIN,
     thresh_max: float = THRESH_MAX,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Threshold map and mask, per polygon and per edge in numpy (MhLiao/DB's structure)."""
+    """Threshold map and mask, per polygon and per edge in numpy (MhLiao/DB's structure).
+
+    The mask takes pixels whose centre is within D + 1/2 px of the polygon (or inside it), as
+    ``cv2.fillPoly`` rasterizes MhLiao's dilated polygon.
+    """
     canvas = np.zeros(shape_hw, np.float32)
     mask = np.zeros(shape_hw, np.float32)
     height, width = shape_hw
     for polygon in polygons:
         poly = np.asarray(polygon, np.float64)
         dist = shrink_distance(poly, shrink_ratio)
-        xmin = int(np.floor(poly[:, 0].min() - dist))
-        xmax = int(np.floor(poly[:, 0].max() + dist))
-        ymin = int(np.floor(poly[:, 1].min() - dist))
-        ymax = int(np.floor(poly[:, 1].max() + dist))
+        # Half a pixel beyond D: the mask takes pixels whose centre is that close.
+        reach = dist + 0.5
+        xmin = int(np.floor(poly[:, 0].min() - reach))
+        xmax = int(np.floor(poly[:, 0].max() + reach))
+        ymin = int(np.floor(poly[:, 1].min() - reach))
+        ymax = int(np.floor(poly[:, 1].max() + reach))
         w, h = xmax - xmin + 1, ymax - ymin + 1
         local = poly - (xmin, ymin)
         xs = np.broadcast_to(np.arange(w, dtype=np.float64)[None, :], (h, w))
@@ -92,7 +98,7 @@ def reference_border_map(
         distance_map = np.zeros((len(local), h, w), np.float32)
         for i in range(len(local)):
             j = (i + 1) % len(local)
-            distance_map[i] = np.clip(_segment_distance(xs, ys, local[i], local[j]) / dist, 0, 1)
+            distance_map[i] = _segment_distance(xs, ys, local[i], local[j]) / dist
         nearest = distance_map.min(axis=0)
         inside = np.zeros((h, w), np.uint8)
         cv2.fillPoly(inside, [np.round(local * 16).astype(np.int32)], 1, shift=4)
@@ -102,8 +108,8 @@ def reference_border_map(
             continue
         crop = (slice(y0 - ymin, y1 - ymin + 1), slice(x0 - xmin, x1 - xmin + 1))
         region = (slice(y0, y1 + 1), slice(x0, x1 + 1))
-        canvas[region] = np.fmax(1 - nearest[crop], canvas[region])
-        within = (nearest[crop] < 1) | (inside[crop] > 0)
+        canvas[region] = np.fmax(1 - np.clip(nearest[crop], 0, 1), canvas[region])
+        within = (nearest[crop] <= 1 + 0.5 / dist) | (inside[crop] > 0)
         mask[region] = np.maximum(mask[region], within.astype(np.float32))
     return canvas * (thresh_max - thresh_min) + thresh_min, mask
 

@@ -90,10 +90,21 @@ def test_degenerate_polygons_do_not_crash(polygon: np.ndarray) -> None:
 
 
 def test_polygon_whose_shrink_holds_no_pixel_is_masked() -> None:
-    # 14 x 3: D = 42 * 0.84 / 34 = 1.04; the shrunk box, y 11.04 to 11.96, misses every row.
-    thin = box(10.0, 10.0, 14, 3.0)
-    prob, prob_mask, _, thresh_mask = db_targets((32, 32), [thin], [False], min_text_size=0)
-    assert prob.max() == 0 and prob_mask[11, 15] == 0 and thresh_mask.max() == 0
+    # A 0.3 px square around a pixel corner: its shrunk region lies more than half a pixel
+    # from every pixel centre (where pyclipper would return an empty path).
+    speck = box(10.35, 10.35, 0.3, 0.3)
+    prob, prob_mask, _, thresh_mask = db_targets((32, 32), [speck], [False], min_text_size=0)
+    assert prob.max() == 0 and thresh_mask.max() == 0
+    assert prob_mask[10:12, 10:12].max() == 0 and prob_mask.sum() == 32 * 32 - 4
+
+
+def test_regions_take_pixels_within_half_a_pixel() -> None:
+    """As cv2.fillPoly draws MhLiao's rounded pyclipper polygons on axis-aligned boxes."""
+    prob, *_ = db_targets((40, 60), [box(5.2, 5.2, 40, 20)], [False])
+    d = shrink_distance(box(5.2, 5.2, 40, 20))  # 5.6: shrunk box 10.8..39.6 x 10.8..19.6
+    ys, xs = np.nonzero(prob)
+    assert d == pytest.approx(5.6)
+    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (11, 40, 11, 20)
 
 
 def test_orientation_does_not_matter() -> None:

@@ -15,11 +15,13 @@ vectorized over all vertices at once. Inside the image the field equals the per-
 distance of the reference in ``benchmarks/targets.py`` to float32 precision.
 
 The shrunk polygon is ``{field <= -1}`` and the dilated one ``{field <= 1}``: the point sets
-pyclipper's round-joined offsets describe, sampled at pixel centres (pyclipper first rounds the
-vertices to integers and ``cv2.fillPoly`` then adds the pixels its outline touches, so its
-regions come out about half a pixel wider on slanted edges). A polygon whose shrunk region
-holds no pixel centre (where pyclipper would return ``[]``) is masked out like a too-small
-one. Non-convex polygons (curved text) take a slower exact path.
+pyclipper's round-joined offsets describe. A pixel belongs to them when its centre is within
+half a pixel of them, which is how ``cv2.fillPoly`` rasterizes MhLiao's pyclipper polygons
+(exactly so for axis-aligned edges). It matters for the round trip: post-processing's contours
+run through boundary pixel centres, half a pixel inside the region, and the unclip ratio was
+tuned on targets drawn that way. A polygon whose shrunk region holds no pixel (where pyclipper
+would return ``[]``) is masked out like a too-small one. Non-convex polygons (curved text) take
+a slower exact path.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ _EPS = 1e-4
 _SHIFT = 4
 # Any disc of this radius holds a pixel centre.
 _HALF_DIAGONAL = 0.5**0.5
+# Pixels within this distance (px) of the shrunk / dilated polygon belong to it.
+_HALF_PIXEL = 0.5
 
 
 def shrink_distance(polygon: np.ndarray, shrink_ratio: float = 0.4) -> float:
@@ -88,7 +92,7 @@ def db_targets(
         >>> square = np.array([[10, 10], [40, 10], [40, 40], [10, 40]], dtype=np.float32)
         >>> prob, prob_mask, thresh, thresh_mask = db_targets((64, 64), [square], [False])
         >>> int(prob.sum()), round(float(thresh.max()), 3), int(thresh_mask.sum())
-        (289, 0.7, 1801)
+        (361, 0.7, 1825)
     """
     if len(polygons) != len(ignore):
         raise ValueError(f"{len(polygons)} polygons but {len(ignore)} ignore flags")
@@ -134,11 +138,16 @@ class _Maps:
         fixed = np.round(pts * (1 << _SHIFT)).astype(np.int32)
         cv2.fillPoly(self.prob_mask, [fixed], 0.0, lineType=cv2.LINE_8, shift=_SHIFT)
 
-    def merge(self, field: np.ndarray, y0: int, x0: int) -> None:
-        """Merge one polygon's field on its window at ``(y0, x0)``; overwrites ``field``."""
+    def merge(self, field: np.ndarray, y0: int, x0: int, half: float) -> None:
+        """Merge one polygon's field on its window at ``(y0, x0)``; overwrites ``field``.
+
+        ``field`` is the signed distance minus ``half`` (half a pixel in units of D), so that
+        the shrunk and dilated regions are ``field <= -1`` and ``field <= 1`` for every polygon.
+        """
         rows, cols = field.shape
         signed = self.signed[y0 : y0 + rows, x0 : x0 + cols]
         np.minimum(signed, field, out=signed)
+        field += half
         unsigned = self.unsigned[y0 : y0 + rows, x0 : x0 + cols]
         np.minimum(unsigned, np.abs(field, out=field), out=unsigned)
 
@@ -176,16 +185,18 @@ def _draw_same_size(maps: _Maps, pts: np.ndarray, shrink_ratio: float, min_text:
     for i in np.flatnonzero(usable & ~convex):
         short[i] = min(cv2.minAreaRect(pts[i].astype(np.float32))[1])
     keep = usable & (short >= min_text)
-    x0 = np.clip(np.floor(x.min(axis=0) - dist), 0, maps.width).astype(np.int64)
-    x1 = np.clip(np.floor(x.max(axis=0) + dist) + 1, 0, maps.width).astype(np.int64)
-    y0 = np.clip(np.floor(y.min(axis=0) - dist), 0, maps.height).astype(np.int64)
-    y1 = np.clip(np.floor(y.max(axis=0) + dist) + 1, 0, maps.height).astype(np.int64)
+    reach = dist + _HALF_PIXEL
+    x0 = np.clip(np.floor(x.min(axis=0) - reach), 0, maps.width).astype(np.int64)
+    x1 = np.clip(np.floor(x.max(axis=0) + reach) + 1, 0, maps.width).astype(np.int64)
+    y0 = np.clip(np.floor(y.min(axis=0) - reach), 0, maps.height).astype(np.int64)
+    y1 = np.clip(np.floor(y.max(axis=0) + reach) + 1, 0, maps.height).astype(np.int64)
     for i in np.flatnonzero(~keep):
         maps.mask_out(pts[i])
     keep &= (x1 > x0) & (y1 > y0)  # entirely outside the image: nothing to draw
-    # Bonnesen: a convex polygon's inradius is at least A / L, so when A / L - D reaches half a
-    # pixel diagonal the shrunk polygon surely holds a pixel centre; only the rest are checked.
-    maybe_empty = ~convex | (area_per_length - dist < _HALF_DIAGONAL)
+    # Bonnesen: a convex polygon's inradius is at least A / L, so when A / L - D + 1/2 reaches
+    # half a pixel diagonal the shrunk region surely holds a pixel; only the rest are checked.
+    maybe_empty = ~convex | (area_per_length - dist + _HALF_PIXEL < _HALF_DIAGONAL)
+    half = _HALF_PIXEL / np.where(usable, dist, 1.0)
     windows = np.stack([x0, x1, y0, y1])
     fast = np.flatnonzero(keep & convex)
     if len(fast):
@@ -199,20 +210,21 @@ def _draw_same_size(maps: _Maps, pts: np.ndarray, shrink_ratio: float, min_text:
             windows[:, fast],
         )
         for i, field in zip(fast.tolist(), fields, strict=True):
-            _merge_or_mask(maps, field, pts[i], int(y0[i]), int(x0[i]), bool(maybe_empty[i]))
+            check = bool(maybe_empty[i])
+            _merge_or_mask(maps, field, pts[i], int(y0[i]), int(x0[i]), float(half[i]), check)
     for i in np.flatnonzero(keep & ~convex).tolist():
         field = _generic_field(pts[i], float(dist[i]), windows[:, i])
-        _merge_or_mask(maps, field, pts[i], int(y0[i]), int(x0[i]), True)
+        _merge_or_mask(maps, field, pts[i], int(y0[i]), int(x0[i]), float(half[i]), True)
 
 
 def _merge_or_mask(
-    maps: _Maps, field: np.ndarray, pts: np.ndarray, y0: int, x0: int, check: bool
+    maps: _Maps, field: np.ndarray, pts: np.ndarray, y0: int, x0: int, half: float, check: bool
 ) -> None:
     """Merge a polygon's field, or mask the polygon out when its shrunk region has no pixel."""
     if check and field.min() > -1 + _EPS:
         maps.mask_out(pts)
     else:
-        maps.merge(field, y0, x0)
+        maps.merge(field, y0, x0, half)
 
 
 def _is_convex(
@@ -268,7 +280,8 @@ def _convex_fields(
     # window so float32 keeps its precision.
     kx = orient * uy / dist
     ky = -orient * ux / dist
-    const = kx * (x0 - x) + ky * (y0 - y)
+    # Minus half a pixel (see _Maps.merge): a constant shift commutes with the maximum.
+    const = kx * (x0 - x) + ky * (y0 - y) - _HALF_PIXEL / dist
     width, height = x1 - x0, y1 - y0
     cols = _ragged_arange(np.zeros_like(width), width)
     rows = _ragged_arange(np.zeros_like(height), height)
@@ -308,10 +321,11 @@ def _vertex_wedges(
     Outside a convex polygon ``max_e s_e`` is the distance except in the wedge between the two
     outward normals at a vertex (before edge k starts, after edge k-1 ends), where the nearest
     point is the vertex. There ``max_e s_e >= |p - v| cos(phi / 2)``, phi the angle between the
-    normals, so every wrong pixel below distance D lies within ``R = D / cos(phi / 2)`` of the
-    vertex. Each pixel row of that sector meets the wedge in one interval, computed per row;
-    only pixels in those intervals are generated. Returns, per polygon, flat indices into its
-    window and the values (distance / D) to write there.
+    normals, so every wrong pixel that matters (distance up to D plus half a pixel) lies within
+    ``R = (D + 1/2) / cos(phi / 2)`` of the vertex. Each pixel row of that sector meets the
+    wedge in one interval, computed per row; only pixels in those intervals are generated.
+    Returns, per polygon, flat indices into its window and the values (distance / D, minus
+    half a pixel as in :meth:`_Maps.merge`) to write there.
     """
     n_vert, n_poly = x.shape
     x0, x1, y0, y1 = windows
@@ -325,7 +339,7 @@ def _vertex_wedges(
     c1x, c1y, c2x, c2y = flat(-ux), flat(-uy), flat(ux[back]), flat(uy[back])
     owner = np.repeat(np.arange(n_poly), n_vert)
     vx, vy = flat(x), flat(y)
-    radius = dist[owner] / np.maximum(np.sqrt((1 + cos_phi) / 2), 1e-6)
+    radius = (dist[owner] + _HALF_PIXEL) / np.maximum(np.sqrt((1 + cos_phi) / 2), 1e-6)
     # Rows the sector spans: its two bounding rays, and straight up / down if inside it.
     ray_y = np.stack([flat(ny), flat(ny[back])])
     top = np.where((c1y <= 0) & (c2y <= 0), -1.0, np.minimum(ray_y.min(axis=0), 0.0))
@@ -360,6 +374,7 @@ def _vertex_wedges(
     dx *= np.repeat(inv.astype(np.float32), count)
     dy = np.repeat((rel_y * inv).astype(np.float32), count)
     value = np.sqrt(dx * dx + dy * dy)
+    value -= np.repeat((_HALF_PIXEL * inv).astype(np.float32), count)
     per_poly = np.bincount(row_poly, count, minlength=n_poly).astype(np.int64)
     bounds = np.concatenate([[0], np.cumsum(per_poly)]).tolist()
     return [(index[s:e], value[s:e]) for s, e in pairwise(bounds)]
@@ -379,4 +394,5 @@ def _generic_field(pts: np.ndarray, dist: float, window: np.ndarray) -> np.ndarr
     unsigned = np.sqrt(nearest) / dist
     inside = np.zeros((y1 - y0, x1 - x0), np.uint8)
     cv2.fillPoly(inside, [np.round(local * (1 << _SHIFT)).astype(np.int32)], 1, shift=_SHIFT)
-    return np.where(inside > 0, -unsigned, unsigned).astype(np.float32)
+    signed = np.where(inside > 0, -unsigned, unsigned) - _HALF_PIXEL / dist
+    return signed.astype(np.float32)
