@@ -2,16 +2,17 @@
 
 Follows the official Robust Reading Competition script for Challenge 4 task 1
 (``script.py`` beside ``rrc_evaluation_funcs.py``), with its default parameters
-IOU_CONSTRAINT 0.5 and AREA_PRECISION_CONSTRAINT 0.5. Exact polygon geometry comes from
-shapely, evaluated only for pairs whose bounding boxes overlap, all pairs of an image in one
-vectorized call (``benchmarks/hmean.py``: same results as the pair-by-pair loop, ~50x faster).
+IOU_CONSTRAINT 0.5 and AREA_PRECISION_CONSTRAINT 0.5. Intersections are exact, but only
+for pairs whose bounding boxes leave a match (or a don't-care hit) possible, all pairs of an
+image at once: convex quads by a vectorized clip in numpy, other polygons by shapely
+(``benchmarks/hmean.py``: the same counts as the pair-by-pair loop, ~100x faster).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import shapely
@@ -162,9 +163,9 @@ def _match_image(
     n_gt_care = int((~dont_care).sum())
     if len(preds) == 0 or len(gts) == 0:
         return n_gt_care, len(preds), 0
-    g, d = _geometries(gts), _geometries(preds)
-    g_area, d_area = shapely.area(g), shapely.area(d)
-    gb, db = shapely.bounds(g), shapely.bounds(d)  # NaN for empty geometries
+    g, d = _shapes(gts), _shapes(preds)
+    g_area, d_area = shapely.area(g.geoms), shapely.area(d.geoms)
+    gb, db = shapely.bounds(g.geoms), shapely.bounds(d.geoms)  # NaN for empty geometries
     # Bounding-box intersection areas bound the exact ones from above; NaN -> no overlap.
     box = np.clip(
         np.minimum(gb[:, None, 2:], db[None, :, 2:]) - np.maximum(gb[:, None, :2], db[None, :, :2]),
@@ -174,7 +175,7 @@ def _match_image(
     box_inter = np.nan_to_num(box[..., 0] * box[..., 1])
     inter = np.zeros(box_inter.shape, np.float64)
 
-    det_ignored = np.zeros(len(d), bool)
+    det_ignored = np.zeros(len(preds), bool)
     if dont_care.any():
         # Exact geometry only where the bound leaves "more than half the prediction" possible.
         need = (np.minimum(box_inter, g_area[:, None]) > DONT_CARE_AREA * d_area) & dont_care[
@@ -195,7 +196,7 @@ def _match_image(
     with np.errstate(divide="ignore", invalid="ignore"):
         iou = np.where(union > 0, inter / union, 0.0)
     candidate = (iou > iou_threshold) & need
-    taken = np.zeros(len(d), bool)
+    taken = np.zeros(len(preds), bool)
     for row in np.flatnonzero(candidate.any(axis=1)):
         free = candidate[row] & ~taken
         first = int(free.argmax())
@@ -204,29 +205,43 @@ def _match_image(
     return n_gt_care, int((~det_ignored).sum()), int(taken.sum())
 
 
-def _geometries(polygons: Sequence[np.ndarray]) -> np.ndarray:
-    """shapely polygons (repaired when invalid; empty when degenerate), one per input."""
+class _Shapes(NamedTuple):
+    """One image's polygons: shapely geometries, and the convex quads among them as arrays."""
+
+    geoms: np.ndarray  # (K,) shapely polygons, repaired when invalid, empty when degenerate
+    quads: np.ndarray  # (K, 4, 2) corners where ``convex``, anything elsewhere
+    convex: np.ndarray  # (K,) bool: a convex quad, eligible for the fast intersection
+
+
+def _shapes(polygons: Sequence[np.ndarray]) -> _Shapes:
+    """Geometries for a list of (N, 2) polygons, one call per list in the common case."""
     try:
         stacked = np.asarray(polygons, dtype=np.float64)  # (K, N, 2) when all have N points
     except ValueError:  # ragged: point counts differ
         stacked = np.empty((0,))
-    if stacked.ndim == 3 and stacked.shape[1] >= 3 and stacked.shape[2] == 2:
-        usable = np.isfinite(stacked).all(axis=(1, 2))
-        if usable.all():
-            out = shapely.polygons(stacked)
-            # A quad that turns the same way at every corner is convex and simple, so valid.
-            check = ~_convex_quads(stacked) if stacked.shape[1] == 4 else np.ones(len(out), bool)
-            return _repair(out, check)
+    regular = stacked.ndim == 3 and stacked.shape[1] >= 3 and stacked.shape[2] == 2
+    if regular and np.isfinite(stacked).all():
+        geoms = shapely.polygons(stacked)
+        if stacked.shape[1] != 4:
+            return _Shapes(_repair(geoms, np.ones(len(geoms), bool)), stacked, _none(geoms))
+        # A quad that turns the same way at every corner is convex and simple, so valid.
+        convex = _convex_quads(stacked)
+        return _Shapes(_repair(geoms, ~convex), stacked, convex)
     arrays = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in polygons]
     usable = np.array([len(a) >= 3 and bool(np.isfinite(a).all()) for a in arrays], bool)
-    out = np.full(len(arrays), shapely.Polygon(), dtype=object)
+    geoms = np.full(len(arrays), shapely.Polygon(), dtype=object)
     if usable.any():
         index = np.flatnonzero(usable)
         lengths = np.array([len(arrays[i]) for i in index])
         coords = np.concatenate([arrays[i] for i in index])
         rings = shapely.linearrings(coords, indices=np.repeat(np.arange(len(index)), lengths))
-        out[index] = shapely.polygons(rings)
-    return _repair(out, usable)
+        geoms[index] = shapely.polygons(rings)
+    return _Shapes(_repair(geoms, usable), np.zeros((len(arrays), 4, 2)), _none(geoms))
+
+
+def _none(geoms: np.ndarray) -> np.ndarray:
+    """No convex quads among ``geoms``."""
+    return np.zeros(len(geoms), bool)
 
 
 def _convex_quads(quads: np.ndarray) -> np.ndarray:
@@ -247,8 +262,69 @@ def _repair(out: np.ndarray, check: np.ndarray) -> np.ndarray:
     return out
 
 
-def _fill_intersections(inter: np.ndarray, need: np.ndarray, g: np.ndarray, d: np.ndarray) -> None:
-    """Exact intersection areas of the ``need`` pairs, in one vectorized shapely call."""
+def _fill_intersections(inter: np.ndarray, need: np.ndarray, g: _Shapes, d: _Shapes) -> None:
+    """Exact intersection areas of the ``need`` pairs, all pairs of a kind in one call."""
     gi, di = np.nonzero(need)
-    if len(gi):
-        inter[gi, di] = shapely.area(shapely.intersection(g[gi], d[di]))
+    fast = g.convex[gi] & d.convex[di]
+    if fast.any():
+        inter[gi[fast], di[fast]] = _convex_quad_intersections(g.quads[gi[fast]], d.quads[di[fast]])
+    slow = ~fast
+    if slow.any():
+        pairs = shapely.intersection(g.geoms[gi[slow]], d.geoms[di[slow]])
+        inter[gi[slow], di[slow]] = shapely.area(pairs)
+
+
+def _cross(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """z of the cross product of (..., 2) vectors."""
+    return u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0]
+
+
+def _convex_quad_intersections(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection areas of convex quads ``a[i]`` and ``b[i]``, (P, 4, 2) each.
+
+    The intersection of two convex polygons is the convex hull of the corners of each that
+    lie in the other and of the edge crossings; its area is the shoelace sum of those points
+    sorted by angle around their mean. Agrees with shapely to rounding (~1e-12 relative),
+    at a fraction of the cost of one GEOS overlay per pair.
+    """
+    origin = a.mean(axis=1, keepdims=True)  # local coordinates keep the products small
+    a, b = _counter_clockwise(a - origin), _counter_clockwise(b - origin)
+    n_pairs = len(a)
+    tol = 1e-9 * np.maximum(np.abs(np.concatenate([a, b], axis=1)).max(axis=(1, 2)), 1.0) ** 2
+    edge_a, edge_b = np.roll(a, -1, axis=1) - a, np.roll(b, -1, axis=1) - b
+
+    def inside(points: np.ndarray, corners: np.ndarray, edges: np.ndarray) -> np.ndarray:
+        side = _cross(edges[:, None], points[:, :, None] - corners[:, None])  # (P, 4, 4)
+        return (side >= -tol[:, None, None]).all(axis=2)
+
+    # Edge k of a against edge l of b: a_k + t * edge_a_k == b_l + u * edge_b_l.
+    r, s = edge_a[:, :, None], edge_b[:, None]
+    offset = b[:, None] - a[:, :, None]
+    denom = _cross(r, s)
+    with np.errstate(divide="ignore", invalid="ignore"):  # parallel edges: never used
+        t, u = _cross(offset, s) / denom, _cross(offset, r) / denom
+        crossings = a[:, :, None] + t[..., None] * r
+    eps = 1e-12
+    crosses = (denom != 0) & (t >= -eps) & (t <= 1 + eps) & (u >= -eps) & (u <= 1 + eps)
+
+    points = np.concatenate([a, b, crossings.reshape(n_pairs, 16, 2)], axis=1)
+    valid = np.concatenate(
+        [inside(a, b, edge_b), inside(b, a, edge_a), crosses.reshape(n_pairs, 16)], axis=1
+    )
+    count = valid.sum(axis=1)
+    points = np.where(valid[..., None], points, 0.0)
+    centre = points.sum(axis=1) / np.maximum(count, 1)[:, None]
+    angle = np.arctan2(points[..., 1] - centre[:, None, 1], points[..., 0] - centre[:, None, 0])
+    order = np.argsort(np.where(valid, angle, np.inf), axis=1)
+    points = np.take_along_axis(points, order[..., None], axis=1)
+    valid = np.take_along_axis(valid, order, axis=1)
+    # Unused slots repeat the first point: zero-length steps add nothing to the sum.
+    points = np.where(valid[..., None], points, points[:, :1])
+    area = 0.5 * np.abs(_cross(points, np.roll(points, -1, axis=1)).sum(axis=1))
+    return np.where(count >= 3, area, 0.0)
+
+
+def _counter_clockwise(quads: np.ndarray) -> np.ndarray:
+    """(P, 4, 2) quads with their corners in counter-clockwise order (x right, y up)."""
+    signed = _cross(quads, np.roll(quads, -1, axis=1)).sum(axis=1)
+    return np.where((signed < 0)[:, None, None], quads[:, ::-1], quads)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+import shapely
 from shapely.geometry import Polygon
 
-from trainer_core.metrics import DetectionMetrics, detection_metrics
+from trainer_core.metrics import DetectionMetrics, _convex_quad_intersections, detection_metrics
 
 
 def rect(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
@@ -199,3 +200,39 @@ def test_agrees_with_pair_by_pair_counting_on_random_scenes() -> None:
         preds += [rect(*rng.uniform(0, 300, 2), *rng.uniform(300, 360, 2)) for _ in range(3)]
         m = one_image(gts, preds, ignore=ignore)
         assert (m.n_gt, m.n_pred, m.n_match) == pairwise_counts(gts, ignore, preds)
+
+
+def test_convex_quad_clip_agrees_with_shapely() -> None:
+    rng = np.random.default_rng(3)
+    a = np.array(
+        [
+            cv2.boxPoints(
+                (tuple(rng.uniform(0, 60, 2)), tuple(rng.uniform(2, 40, 2)), rng.uniform(-90, 90))
+            )
+            for _ in range(300)
+        ],
+        np.float64,
+    )
+    b = np.array(
+        [
+            cv2.boxPoints(
+                (tuple(rng.uniform(0, 60, 2)), tuple(rng.uniform(2, 40, 2)), rng.uniform(-90, 90))
+            )
+            for _ in range(300)
+        ],
+        np.float64,
+    )
+    b[:20] = a[:20]  # identical
+    b[20:40] = a[20:40, ::-1]  # same quad, other orientation
+    b[40:60] = a[40:60] + 0.5  # shifted: collinear-free partial overlap
+    b[60:80] = (a[60:80] - a[60:80].mean(1, keepdims=True)) * 0.5 + a[60:80].mean(
+        1, keepdims=True
+    )  # inside
+    b[80:100] = a[80:100] + 1000.0  # disjoint
+    b[100] = rect(10, 0, 20, 10)  # sharing an edge with a[100] only
+    a[100] = rect(0, 0, 10, 10)
+    # Either corner order, independently for each side.
+    flip_a, flip_b = rng.random(300) < 0.5, rng.random(300) < 0.5
+    a[flip_a], b[flip_b] = a[flip_a][:, ::-1], b[flip_b][:, ::-1]
+    expected = shapely.area(shapely.intersection(shapely.polygons(a), shapely.polygons(b)))
+    np.testing.assert_allclose(_convex_quad_intersections(a, b), expected, rtol=1e-9, atol=1e-9)
