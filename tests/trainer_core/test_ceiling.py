@@ -24,16 +24,14 @@ def sample_on_disk(tmp_path: Path, polygons: list[np.ndarray], ignore: list[bool
     return Sample(image=image, polygons=tuple(polygons), ignore=tuple(ignore))
 
 
-def test_icdar_toy_ceiling(shared_data: Path) -> None:
+def test_icdar_toy_ceiling_is_perfect(shared_data: Path) -> None:
     root = shared_data / "icdar2015_toy"
     samples = read_icdar(root / "images", root / "annotations")
-    default = roundtrip_ceiling(samples, TargetsConfig(), PostprocessConfig())
-    assert default.n_gt == 21  # 82 boxes, 61 of them don't-care
-    # Every word comes back but possibly one: "Genaxis Theatre" in img_1, 88 x 13 px, returns
-    # at IoU 0.498 with exact pixel-centre kernels (0.504 with DBNet's pyclipper-rounded ones).
-    assert default.n_match >= default.n_gt - 1
-    wider = roundtrip_ceiling(samples, TargetsConfig(), PostprocessConfig(unclip_ratio=1.8))
-    assert (wider.precision, wider.recall, wider.hmean) == (1.0, 1.0, 1.0)
+    m = roundtrip_ceiling(samples, TargetsConfig(), PostprocessConfig())
+    # 82 boxes, 61 of them don't-care. The thinnest word, "Genaxis Theatre" in img_1
+    # (88 x 13 px), comes back at IoU 0.504: a half pixel less kernel per side would lose it.
+    assert (m.n_gt, m.n_pred, m.n_match) == (21, 21, 21)
+    assert (m.precision, m.recall, m.hmean) == (1.0, 1.0, 1.0)
 
 
 def test_receipt_lines_come_back_too_thin_without_a_larger_unclip_ratio(
@@ -44,8 +42,8 @@ def test_receipt_lines_come_back_too_thin_without_a_larger_unclip_ratio(
     default = roundtrip_ceiling(samples, TargetsConfig(), PostprocessConfig())
     wider = roundtrip_ceiling(samples, TargetsConfig(), PostprocessConfig(unclip_ratio=2.0))
     print(f"receipts ceiling: unclip 1.5 -> {default.hmean:.3f}, 2.0 -> {wider.hmean:.3f}")
-    assert default.hmean < 0.85
-    assert wider.hmean > default.hmean + 0.1
+    assert default.hmean < 0.95  # 0.92: lines return thin, some below IoU 0.5
+    assert wider.hmean > default.hmean + 0.05  # 0.99
 
 
 def test_downscaled_maps_are_scored_in_image_coordinates(tmp_path: Path) -> None:
