@@ -26,7 +26,7 @@ a slower exact path.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from itertools import pairwise
 
 import cv2
@@ -209,9 +209,10 @@ def _draw_same_size(maps: _Maps, pts: np.ndarray, shrink_ratio: float, min_text:
             dist[fast],
             windows[:, fast],
         )
-        for i, field in zip(fast.tolist(), fields, strict=True):
-            check = bool(maybe_empty[i])
-            _merge_or_mask(maps, field, pts[i], int(y0[i]), int(x0[i]), float(half[i]), check)
+        # Each field is merged while it is still in cache (the generator reuses its buffer).
+        per_poly = [a[fast].tolist() for a in (y0, x0, half, maybe_empty)]
+        for i, top, left, shift, check, field in zip(fast.tolist(), *per_poly, fields, strict=True):
+            _merge_or_mask(maps, field, pts[i], top, left, shift, check)
     for i in np.flatnonzero(keep & ~convex).tolist():
         field = _generic_field(pts[i], float(dist[i]), windows[:, i])
         _merge_or_mask(maps, field, pts[i], int(y0[i]), int(x0[i]), float(half[i]), True)
@@ -268,10 +269,11 @@ def _convex_fields(
     cross2: np.ndarray,
     dist: np.ndarray,
     windows: np.ndarray,
-) -> list[np.ndarray]:
-    """Fields (units of D, negative inside) of convex polygons on their windows.
+) -> Iterator[np.ndarray]:
+    """Fields (units of D, negative inside) of convex polygons on their windows, in order.
 
     Vertices and unit edge vectors are (E, P); ``windows`` holds rows ``x0, x1, y0, y1``.
+    Each field lives in a buffer the next one reuses: use it before asking for the next.
     """
     n_edge = len(x)
     x0, x1, y0, y1 = windows
@@ -290,8 +292,9 @@ def _convex_fields(
     )  # (E, sum of widths)
     row_terms = (np.repeat(ky, height, axis=1) * rows).astype(np.float32)  # (E, sum of heights)
     wedges = _vertex_wedges(x, y, ux, uy, orient, dist, windows)
-    scratch = np.empty(n_edge * int((width * height).max()), np.float32)
-    fields = []
+    largest = int((width * height).max())
+    scratch = np.empty(n_edge * largest, np.float32)
+    out = np.empty(largest, np.float32)
     col_at = (np.cumsum(width) - width).tolist()
     row_at = (np.cumsum(height) - height).tolist()
     sizes = zip(width.tolist(), height.tolist(), col_at, row_at, wedges, strict=True)
@@ -301,10 +304,9 @@ def _convex_fields(
             row_terms[:, b : b + h, None],
             out=scratch[: n_edge * h * w].reshape(n_edge, h, w),
         )
-        field = np.maximum.reduce(per_edge, axis=0)
+        field = np.maximum.reduce(per_edge, axis=0, out=out[: h * w].reshape(h, w))
         field.reshape(-1)[index] = value
-        fields.append(field)
-    return fields
+        yield field
 
 
 def _vertex_wedges(
