@@ -95,3 +95,16 @@ def test_a_split_that_ends_empty_is_named(data: DataConfig, update: dict, split:
 
 def test_no_holdout_unless_asked(data: DataConfig) -> None:
     assert make_splits(data).holdout == []
+
+
+def test_only_unusable_images_listed_leaves_the_split_empty() -> None:
+    """The broken corpus: corrupt.jpg and lonely.png are dropped, so a val of them is empty."""
+    broken = Path(__file__).parent / "data" / "broken" / "icdar"
+    cfg = DataConfig(
+        format="icdar",
+        image_root=broken / "images",
+        annotations=broken / "annotations",
+        val=["corrupt.jpg", "lonely.png"],
+    )
+    with pytest.raises(DataError, match="the val split is empty"):
+        make_splits(cfg)
