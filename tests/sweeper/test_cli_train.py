@@ -1,0 +1,42 @@
+"""``sweeper train``: a tiny run end to end, and bad configs rejected in one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from tiny_sweep import make_data, sweeper, tiny_spec
+
+
+def _config(tmp_path: Path, **changes: object) -> Path:
+    base = tiny_spec("unused", 1, epochs=2)["base"]
+    base.update(changes)
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(base))
+    return path
+
+
+def test_train_writes_both_checkpoints(tmp_path: Path) -> None:
+    make_data(tmp_path)
+    result = sweeper("train", str(_config(tmp_path)), "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "training summary" in result.stdout
+    assert (tmp_path / "run" / "best.pt").exists()
+    assert (tmp_path / "run" / "last.pt").exists()
+
+
+def test_bad_field_exits_2_naming_it(tmp_path: Path) -> None:
+    result = sweeper("train", str(_config(tmp_path, batch_size=0)))
+    assert result.returncode == 2
+    assert "batch_size" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_key_and_bad_override_exit_2(tmp_path: Path) -> None:
+    result = sweeper("train", str(_config(tmp_path, batch_sise=4)))
+    assert result.returncode == 2 and "batch_sise" in result.stderr
+    result = sweeper("train", str(_config(tmp_path)), "--set", "optimizer.lr=-1")
+    assert result.returncode == 2 and "optimizer.lr" in result.stderr
+    result = sweeper("train", str(tmp_path / "missing.yaml"))
+    assert result.returncode == 2 and "missing.yaml" in result.stderr

@@ -1,0 +1,121 @@
+"""Ranking and export on a study built by hand, and through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.distributions import FloatDistribution, IntDistribution
+from tiny_sweep import make_data, sweeper, tiny_spec
+
+from storage import open_storage
+from sweeper.ranking import export_best, rank_study
+from sweeper.spec import parse_spec
+from sweeper.study import create_study
+
+DISTRIBUTIONS = {
+    "lr": FloatDistribution(1e-4, 3e-3, log=True),
+    "weight_decay": FloatDistribution(1e-6, 1e-3, log=True),
+    "T_max": IntDistribution(1, 4),
+    "eta_min": FloatDistribution(1e-7, 1e-5, log=True),
+}
+
+
+def _trial(lr: float, val: float, gap: float, state=optuna.trial.TrialState.COMPLETE, **kw):
+    params = {"lr": lr, "weight_decay": 1e-4, "T_max": 2, "eta_min": 1e-6}
+    attrs = {
+        "val_precision": val,
+        "val_recall": val,
+        "val_hmean": val,
+        "gap_hmean": val - gap,
+        "gap": gap,
+        "score": val - max(0.0, gap - 0.005),
+        "epochs_run": 2,
+        "best_epoch": 2,
+        "gap_split": "holdout",
+        **kw.pop("attrs", {}),
+    }
+    return optuna.trial.create_trial(
+        state=state,
+        params=params,
+        distributions=DISTRIBUTIONS,
+        value=attrs["score"] if state == optuna.trial.TrialState.COMPLETE else None,
+        user_attrs=attrs,
+        **kw,
+    )
+
+
+@pytest.fixture
+def built(sqlite_url: str) -> tuple[optuna.Study, object, str]:
+    """A high-val, large-gap trial (the over-fitted one) and a generalizing one."""
+    spec = parse_spec(tiny_spec("ranked", 4))
+    study = create_study(spec, open_storage(sqlite_url))
+    study.add_trial(_trial(2e-3, val=0.966, gap=0.030))  # trial 0: tops validation
+    study.add_trial(_trial(5e-4, val=0.960, gap=0.002))  # trial 1: generalizes
+    study.add_trial(
+        _trial(
+            1e-4,
+            val=0.5,
+            gap=0.0,
+            state=optuna.trial.TrialState.PRUNED,
+            intermediate_values={1: 0.3, 2: 0.5},
+        )
+    )
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.FAIL, user_attrs={"fail_reason": "non-finite loss"}
+        )
+    )
+    return study, spec, sqlite_url
+
+
+def test_penalty_ranks_the_generalizing_trial_first(built) -> None:
+    study, spec, _ = built
+    assert [t.number for t in rank_study(study, spec).completed] == [1, 0]
+    assert [t.number for t in rank_study(study, spec, by="val").completed] == [0, 1]
+    # Without a penalty the score is val H-mean again.
+    assert [t.number for t in rank_study(study, spec, penalty=0.0).completed] == [0, 1]
+    # A tolerance wider than the gap forgives it.
+    assert [t.number for t in rank_study(study, spec, tolerance=0.05).completed] == [0, 1]
+
+
+def test_pruned_and_failed_stay_visible(built) -> None:
+    study, spec, _ = built
+    ranking = rank_study(study, spec)
+    assert [(p.number, p.epoch, p.last_hmean) for p in ranking.pruned] == [(2, 2, 0.5)]
+    assert ranking.failed == {"non-finite loss": 1}
+
+
+def test_rank_cli_json_and_csv(built) -> None:
+    _, _, url = built
+    result = sweeper("rank", "ranked", "--storage", url, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [t["number"] for t in data["completed"]] == [1, 0]
+    assert data["pruned"][0]["epoch"] == 2
+    result = sweeper("rank", "ranked", "--storage", url, "--format", "csv", "--penalty", "0")
+    assert result.stdout.splitlines()[1].split(",")[1] == "0"
+    bad = sweeper("rank", "ranked", "--storage", url, "--format", "xml")
+    assert bad.returncode == 2 and "--format" in bad.stderr
+
+
+def test_export_best_then_train_one_epoch(built, tmp_path: Path) -> None:
+    study, spec, _ = built
+    out = tmp_path / "best.yaml"
+    trial = export_best(study, spec, out)
+    assert trial.number == 1
+    text = out.read_text()
+    assert text.startswith("# sweeper export-best: study 'ranked', trial 1")
+    config = yaml.safe_load(text)
+    assert config["optimizer"]["lr"] == pytest.approx(5e-4)
+
+    make_data(tmp_path)  # the spec's data paths are relative: run from the data root
+    result = sweeper(
+        "train", str(out), "--set", "epochs=1", "--out", str(tmp_path / "run"), cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "run" / "best.pt").exists()
+    assert (tmp_path / "run" / "last.pt").exists()

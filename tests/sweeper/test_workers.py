@@ -1,0 +1,194 @@
+"""Workers in separate processes against real databases: distinct trials, kills, signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from tiny_sweep import make_data, sweeper, tiny_spec, write_spec
+
+from storage import open_storage
+from sweeper.spec import parse_spec
+from sweeper.study import load_study
+
+EXPECTED_ATTRS = {
+    "val_precision",
+    "val_recall",
+    "val_hmean",
+    "gap_hmean",
+    "gap",
+    "score",
+    "best_epoch",
+    "epochs_run",
+    "stop_reason",
+    "images_per_s",
+    "peak_memory_mb",
+    "device",
+    "host",
+    "worker_id",
+}
+
+pytestmark = pytest.mark.slow
+
+
+def _create(tmp_path: Path, url: str, spec: dict) -> None:
+    result = sweeper(
+        "create-study", str(write_spec(tmp_path / "spec.yaml", spec)), "--storage", url
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def _worker_args(tmp_path: Path, url: str, name: str, *extra: str) -> list[str]:
+    return [
+        "worker",
+        "--study",
+        name,
+        "--storage",
+        url,
+        "--gpus",
+        "cpu",
+        "--data-root",
+        str(tmp_path),
+        "--artifacts",
+        str(tmp_path / "artifacts"),
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize(
+    "backend, procs, n_trials",
+    [("postgres_url", 4, 20), ("mysql_url", 3, 12)],
+)
+def test_parallel_workers_run_distinct_trials(
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    study_name: str,
+    backend: str,
+    procs: int,
+    n_trials: int,
+) -> None:
+    url = request.getfixturevalue(backend)
+    make_data(tmp_path)
+    _create(tmp_path, url, tiny_spec(study_name, n_trials, epochs=1))
+    result = sweeper(*_worker_args(tmp_path, url, study_name, "--procs", str(procs)), timeout=600)
+    assert result.returncode == 0, result.stderr
+
+    study, _ = load_study(study_name, open_storage(url))
+    trials = study.get_trials()
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) >= n_trials
+    assert not [t for t in trials if t.state == TrialState.FAIL]
+    params = {tuple(sorted(t.params.items())) for t in finished}
+    assert len(params) == len(finished), "two workers trained the same configuration"
+    assert len({t.user_attrs["worker_id"] for t in finished}) > 1
+    for t in finished:
+        assert set(t.user_attrs) >= EXPECTED_ATTRS, EXPECTED_ATTRS - set(t.user_attrs)
+    for t in (t for t in finished if t.state == TrialState.COMPLETE):
+        assert t.value == pytest.approx(t.user_attrs["score"])
+
+
+def _spawn_worker(tmp_path: Path, url: str, name: str) -> subprocess.Popen:
+    args = _worker_args(
+        tmp_path, url, name, "--procs", "1", "--heartbeat-interval", "1", "--grace-period", "3"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweeper", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: the test can kill parent and child
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def _wait_for_checkpoint(tmp_path: Path, name: str, worker: subprocess.Popen) -> None:
+    last = tmp_path / "artifacts" / "checkpoints" / name / "trial-0" / "last.pt"
+    deadline = time.monotonic() + 180
+    while not last.exists():
+        assert worker.poll() is None, worker.communicate()
+        assert time.monotonic() < deadline, "no checkpoint after 180 s"
+        time.sleep(0.1)
+
+
+def _retry_of_first(url: str, name: str) -> optuna.trial.FrozenTrial:
+    study, _ = load_study(name, open_storage(url))
+    trials = study.get_trials()
+    assert trials[0].state == TrialState.FAIL
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == 0]
+    assert len(retries) == 1
+    return retries[0]
+
+
+def test_sigkill_mid_trial_is_retried_from_its_checkpoint(
+    tmp_path: Path, postgres_url: str, study_name: str
+) -> None:
+    make_data(tmp_path)
+    _create(tmp_path, postgres_url, tiny_spec(study_name, 1, epochs=8))
+    first = _spawn_worker(tmp_path, postgres_url, study_name)
+    _wait_for_checkpoint(tmp_path, study_name, first)
+    os.killpg(first.pid, signal.SIGKILL)  # the parent and its training child, no cleanup
+    first.wait()
+
+    second = sweeper(
+        *_worker_args(
+            tmp_path,
+            postgres_url,
+            study_name,
+            "--procs",
+            "1",
+            "--heartbeat-interval",
+            "1",
+            "--grace-period",
+            "3",
+        )
+    )
+    assert second.returncode == 0, second.stderr
+    retry = _retry_of_first(postgres_url, study_name)
+    assert retry.state in (TrialState.COMPLETE, TrialState.PRUNED)
+    resumed = retry.user_attrs["resumed_from_epoch"]
+    assert resumed >= 1
+    # The retry trained only the epochs after the checkpoint, and its curve is whole.
+    assert sorted(retry.intermediate_values) == list(range(1, 9))
+    assert retry.user_attrs["epochs_run"] == 8
+
+
+def test_sigterm_stops_within_30s_and_the_trial_resumes_elsewhere(
+    tmp_path: Path, sqlite_url: str, study_name: str
+) -> None:
+    make_data(tmp_path)
+    _create(tmp_path, sqlite_url, tiny_spec(study_name, 1, epochs=8))
+    first = _spawn_worker(tmp_path, sqlite_url, study_name)
+    _wait_for_checkpoint(tmp_path, study_name, first)
+    sent = time.monotonic()
+    first.send_signal(signal.SIGTERM)
+    first.wait(timeout=30)
+    assert time.monotonic() - sent < 30
+
+    second = sweeper(*_worker_args(tmp_path, sqlite_url, study_name, "--procs", "1"))
+    assert second.returncode == 0, second.stderr
+    retry = _retry_of_first(sqlite_url, study_name)
+    assert retry.state == TrialState.COMPLETE
+    assert retry.user_attrs["resumed_from_epoch"] >= 1
+
+
+def test_forced_pruning_prunes_and_keeps_metrics(tmp_path: Path) -> None:
+    from sweeper.objective import Objective, WorkerContext, open_artifact_store
+
+    make_data(tmp_path)
+    spec = parse_spec(tiny_spec("prune-me", 2, epochs=3))
+    # A real pruner whose bar no H-mean can reach: every trial stops after its first epoch.
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(1.5))
+    ctx = WorkerContext("prune-me", tmp_path / "artifacts", "test/0", data_root=tmp_path)
+    study.optimize(Objective(spec, ctx, open_artifact_store(ctx.artifacts)), n_trials=2)
+    for trial in study.trials:
+        assert trial.state == TrialState.PRUNED
+        assert list(trial.intermediate_values) == [1]
+        assert trial.user_attrs["epochs_run"] == 1
+        assert "val_hmean" in trial.user_attrs and "gap" in trial.user_attrs

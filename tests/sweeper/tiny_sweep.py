@@ -1,0 +1,76 @@
+"""A tiny study for worker tests: 64 px synthetic images, a 0.3M-parameter DBNet, CPU."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trainer_core.data.synthetic import generate
+
+DATA_DIR = "tiny-data"
+
+
+def make_data(root: Path) -> Path:
+    """Synthetic dataset under ``root/tiny-data`` (the spec's paths are relative to root)."""
+    if not (root / DATA_DIR / "annotations.json").exists():
+        generate(root / DATA_DIR, n_images=10, size=(96, 96), seed=5)
+    return root
+
+
+def tiny_spec(name: str, n_trials: int, epochs: int = 2, **sections: Any) -> dict[str, Any]:
+    """A spec dict; ``sections`` replace whole top-level sections."""
+    spec: dict[str, Any] = {
+        "name": name,
+        "search_space": {
+            "lr": {"low": 1e-4, "high": 3e-3, "log": True},
+            "weight_decay": {"low": 1e-6, "high": 1e-3, "log": True},
+            "T_max": {"low": 1, "high": 2 * epochs},
+            "eta_min": {"low": 1e-7, "high": 1e-5, "log": True},
+        },
+        "sampler": {"seed": 0, "n_startup_trials": 4},
+        "pruner": {"min_resource": 1, "reduction_factor": 3},
+        "budget": {"n_trials": n_trials},
+        "retries": {"max_retries": 2},
+        "ranking": {"gap_source": "holdout", "penalty": 1.0, "tolerance": 0.005},
+        "base": {
+            "model": {"backbone": "mobilenetv3_small_050", "neck_channels": 32},
+            "data": {
+                "format": "ufo",
+                "image_root": f"{DATA_DIR}/images",
+                "annotations": f"{DATA_DIR}/annotations.json",
+                "val_fraction": 0.2,
+                "holdout_fraction": 0.2,
+            },
+            "augment": {"enabled": False},
+            "input_size": 64,
+            "batch_size": 4,
+            "epochs": epochs,
+            "precision": "fp32",
+            "device": "cpu",
+        },
+    }
+    spec.update(sections)
+    return spec
+
+
+def write_spec(path: Path, spec: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def sweeper(*args: str, timeout: float = 300, **popen: Any) -> subprocess.CompletedProcess:
+    """Run the real CLI in a separate process."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "sweeper", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        **popen,
+    )
