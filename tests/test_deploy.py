@@ -27,6 +27,9 @@ K8S_JOB = REPO / "deploy" / "k8s" / "worker-job.yaml"
 K8S_SECRET = REPO / "deploy" / "k8s" / "storage-secret.example.yaml"
 
 
+PASSWORD = secrets.token_hex(12)
+
+
 def _compose_config(tmp_path: Path, **env: str) -> dict[str, Any]:
     """``docker-compose config`` of the repository's file with ``env`` as its .env."""
     binary = shutil.which("docker-compose")
@@ -45,6 +48,13 @@ def _compose_config(tmp_path: Path, **env: str) -> dict[str, Any]:
     return yaml.safe_load(result.stdout)
 
 
+@pytest.fixture(scope="module")
+def services(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The rendered services with only the password set in .env."""
+    config = _compose_config(tmp_path_factory.mktemp("compose"), POSTGRES_PASSWORD=PASSWORD)
+    return config["services"]
+
+
 def _parses(args: list[str]) -> None:
     """The real CLI accepts ``args`` (``sweeper worker --study x ...``) without running it."""
     commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
@@ -53,16 +63,13 @@ def _parses(args: list[str]) -> None:
     commands[name].make_context(name, list(rest))  # raises a UsageError on a bad flag
 
 
-def test_compose_validates_and_takes_the_password_from_env(tmp_path: Path) -> None:
-    password = secrets.token_hex(12)
-    config = _compose_config(tmp_path, POSTGRES_PASSWORD=password, STUDY="receipts")
-    services = config["services"]
-    assert services["db"]["environment"]["POSTGRES_PASSWORD"] == password
+def test_compose_validates_and_takes_the_password_from_env(services: dict[str, Any]) -> None:
+    assert services["db"]["environment"]["POSTGRES_PASSWORD"] == PASSWORD
     for name in ("create-study", "dashboard", "worker", "storage-proxy", "reaper"):
         env = services[name]["environment"]
-        assert env["PGPASSWORD"] == password
-        assert password not in env["SWEEPER_STORAGE"]  # libpq reads it from PGPASSWORD
-    assert password not in COMPOSE.read_text()
+        assert env["PGPASSWORD"] == PASSWORD
+        assert PASSWORD not in env["SWEEPER_STORAGE"]  # libpq reads it from PGPASSWORD
+    assert PASSWORD not in COMPOSE.read_text()
 
 
 def test_compose_fails_without_a_password(tmp_path: Path) -> None:
@@ -102,8 +109,9 @@ def test_compose_never_writes_a_password() -> None:
     assert example.returncode == 1, ".env.example must not be git-ignored"
 
 
-def test_compose_worker_gets_gpus_after_a_healthy_db_and_the_study(tmp_path: Path) -> None:
-    services = _compose_config(tmp_path, POSTGRES_PASSWORD="x")["services"]
+def test_compose_worker_gets_gpus_after_a_healthy_db_and_the_study(
+    services: dict[str, Any],
+) -> None:
     worker = services["worker"]
     [device] = worker["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia"
