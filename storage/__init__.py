@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from storage._errors import StorageError
 from storage._heartbeat import HeartbeatSettings
-from storage._open import SCHEMES, open_storage
+from storage._open import SCHEMES, close_storage, open_storage
 from storage._proxy import run_proxy
 from storage._url import DEFAULT_URL, ENV_VAR, redact, resolve_url, scrub
 
@@ -19,6 +19,7 @@ __all__ = [
     "SCHEMES",
     "HeartbeatSettings",
     "StorageError",
+    "close_storage",
     "open_storage",
     "redact",
     "resolve_url",

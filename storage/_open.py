@@ -17,7 +17,7 @@ from storage._errors import StorageError
 from storage._heartbeat import HeartbeatSettings
 from storage._url import redact, resolve_url, scrub
 
-__all__ = ["SCHEMES", "open_storage"]
+__all__ = ["SCHEMES", "close_storage", "open_storage"]
 
 _logger = logging.getLogger(__name__)
 
@@ -201,3 +201,16 @@ def _reason(e: BaseException) -> str:
     """The driver's own message on one line, without SQLAlchemy's wrapper text."""
     inner = getattr(e, "orig", None) or e
     return " ".join(str(inner).split()) or type(inner).__name__
+
+
+def close_storage(storage: BaseStorage) -> None:
+    """Release a storage's connections now rather than at garbage collection.
+
+    A worker opens a short-lived storage to read the spec before its long-lived one; without
+    this, each process would hold one connection more than it uses.
+    """
+    if isinstance(storage, GrpcStorageProxy):
+        storage.close()
+    elif isinstance(storage, RDBStorage):
+        storage.remove_session()
+        storage.engine.dispose()

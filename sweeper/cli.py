@@ -13,7 +13,10 @@ A new command is one decorated function::
 from __future__ import annotations
 
 import functools
+import logging
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -26,7 +29,14 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from storage import HeartbeatSettings, StorageError, open_storage, redact, resolve_url
+from storage import (
+    HeartbeatSettings,
+    StorageError,
+    close_storage,
+    open_storage,
+    redact,
+    resolve_url,
+)
 from sweeper.errors import SpecError, StudyError
 from sweeper.spec import load_spec
 from sweeper.study import create_study, delete_study, load_study
@@ -271,7 +281,9 @@ def worker_cmd(
     from sweeper.dispatch import plan_slots, run_workers
 
     url = resolve_url(storage)
-    _, spec = load_study(study, open_storage(url))  # fail fast, in one line, on a bad name
+    checked = open_storage(url)
+    _, spec = load_study(study, checked)  # fail fast, in one line, on a bad name
+    close_storage(checked)  # the parent holds no connection while the children work
     try:
         slots = plan_slots(gpus, procs, procs_per_gpu)
         heartbeat = HeartbeatSettings(heartbeat_interval, grace_period, spec.retries.max_retries)
@@ -386,6 +398,45 @@ def demo_cmd(
     from sweeper.demo import run_demo
 
     raise typer.Exit(run_demo(directory, procs=procs, gpus=gpus, console=out))
+
+
+@command("storage-proxy")
+def storage_proxy_cmd(
+    storage: StorageOption = None,
+    host: Annotated[
+        str, typer.Option("--host", help="address to listen on; it has no login: keep it private")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 13000,
+) -> None:
+    """Optuna's gRPC storage proxy in front of the database; workers use grpc://HOST:PORT."""
+    from storage import run_proxy
+
+    err.print(f"storage proxy for {redact(resolve_url(storage))} on grpc://{host}:{port}")
+    run_proxy(storage, host, port)
+
+
+@command("reap")
+def reap_cmd(
+    study: StudyArg,
+    storage: StorageOption = None,
+    every: Annotated[
+        float | None, typer.Option("--every", min=1, help="repeat every S seconds (default: once)")
+    ] = None,
+    grace: Annotated[
+        int, typer.Option("--grace", min=1, help="seconds of silence before a trial is dead")
+    ] = HeartbeatSettings.grace_period,
+) -> None:
+    """Fail and re-queue trials whose worker went silent (needed behind the gRPC proxy)."""
+    from sweeper.reap import reap_loop, reap_stale
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
+    if every is None:
+        reaped = reap_stale(study, storage, grace)
+        out.print(f"failed and re-queued: {', '.join(map(str, reaped)) or 'none'}")
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    reap_loop(study, storage, grace, every, stop)
 
 
 def _headline(s: StudySummary, url: str) -> str:

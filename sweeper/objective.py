@@ -19,7 +19,6 @@ from typing import Any
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
-from optuna.storages import RetryHeartbeatStaleTrialCallback
 
 from sweeper.pictures import detections_png, learning_curve_png
 from sweeper.scoring import penalized_score
@@ -79,9 +78,11 @@ class WorkerContext:
             self.on_status(event)
 
 
-def _root_trial_number(trial: optuna.Trial | optuna.trial.FrozenTrial) -> int:
+def _root_trial_number(trial: optuna.Trial) -> int:
     """The first trial of a retry chain: retries share its checkpoints."""
-    history = RetryHeartbeatStaleTrialCallback.retry_history(trial)  # type: ignore[arg-type]
+    # optuna 5's Trial has no system_attrs; the retry callback keeps the chain there.
+    attrs = trial.storage.get_trial_system_attrs(trial._trial_id)
+    history = attrs.get("retry_history", [])
     return history[0] if history else trial.number
 
 

@@ -33,11 +33,11 @@ import grpc
 import optuna
 import sqlalchemy
 from optuna.exceptions import ExperimentalWarning, StorageInternalError, UpdateFinishedTrialError
-from optuna.storages import BaseStorage, GrpcStorageProxy, RDBStorage
+from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages import RetryHeartbeatStaleTrialCallback as Retry
 from optuna.trial import FrozenTrial, TrialState
 
-from storage import open_storage
+from storage import close_storage, open_storage
 from sweeper.objective import FAIL_REASON_ATTR
 from sweeper.spec import StudySpec
 from sweeper.study import load_study
@@ -93,7 +93,7 @@ def reap_stale(study_name: str, storage_url: str | None, grace_period_s: int) ->
         study, spec = load_study(study_name, storage)
         return _reap(storage, study, spec, grace_period_s)
     finally:
-        _close(storage)
+        close_storage(storage)
 
 
 def reap_loop(
@@ -143,7 +143,7 @@ def reap_loop(
                 log.warning("reap pass failed (%s); next try in %g s", _one_line(e), every_s)
             stop.wait(every_s)
     finally:
-        _close(storage)
+        close_storage(storage)
     return reaped
 
 
@@ -259,15 +259,6 @@ def _heartbeat_ages(storage: BaseStorage, study_name: str) -> dict[int, float]:
     return {
         trial_id: (now.replace(tzinfo=None) - beat).total_seconds() for trial_id, beat, now in rows
     }
-
-
-def _close(storage: BaseStorage) -> None:
-    """Release the storage's connections (a loop or a CLI run opens exactly one)."""
-    if isinstance(storage, GrpcStorageProxy):
-        storage.close()
-    elif isinstance(storage, RDBStorage):
-        storage.remove_session()
-        storage.engine.dispose()
 
 
 def _check_positive(name: str, value: float) -> None:

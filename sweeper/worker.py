@@ -23,10 +23,10 @@ from pathlib import Path
 
 import optuna
 from optuna.exceptions import ExperimentalWarning
-from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.storages import GrpcStorageProxy, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from storage import HeartbeatSettings, open_storage
+from storage import HeartbeatSettings, close_storage, open_storage
 from sweeper.objective import (
     INTERRUPTED_ATTR,
     Interrupted,
@@ -35,6 +35,7 @@ from sweeper.objective import (
     WorkerContext,
     open_artifact_store,
 )
+from sweeper.reap import keep_alive
 from sweeper.spec import StudySpec
 from sweeper.study import load_study
 
@@ -56,8 +57,9 @@ class WorkerLimits:
 def budget_left(study: optuna.Study, spec: StudySpec) -> bool | None:
     """True: start a trial. False: the study's budget is spent. None: wait and ask again.
 
-    Finished (complete, pruned) and running trials count against ``budget.n_trials``;
-    failed ones do not (their retries do). Queued trials (baselines, retries) always run.
+    Finished (complete, pruned), running and failed trials count against
+    ``budget.n_trials``, except failures that were re-queued (their retry counts instead).
+    Queued trials (baselines, retries) always run.
     While other workers' trials are running we wait rather than leave: one of them may
     die, and its retry needs a worker.
     """
@@ -70,7 +72,12 @@ def budget_left(study: optuna.Study, spec: StudySpec) -> bool | None:
     elapsed = (datetime.datetime.now() - min(starts)).total_seconds() if starts else 0.0
     if budget.timeout_s is not None and elapsed > budget.timeout_s:
         return False
-    used = sum(s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) for s in states)
+    retried = {t.system_attrs.get("failed_trial") for t in trials}
+    counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    used = sum(
+        t.state in counted or (t.state == TrialState.FAIL and t.number not in retried)
+        for t in trials
+    )
     if used < budget.n_trials:
         return True
     return None if TrialState.RUNNING in states else False
@@ -92,6 +99,16 @@ def _retry_interrupted(spec: StudySpec) -> Callable[[optuna.Study, FrozenTrial],
     return callback
 
 
+def _with_keep_alive(
+    objective: Callable[[optuna.Trial], float], interval_s: float
+) -> Callable[[optuna.Trial], float]:
+    def beating(trial: optuna.Trial) -> float:
+        with keep_alive(trial, interval_s):
+            return objective(trial)
+
+    return beating
+
+
 def run_worker(
     study_name: str,
     storage_url: str | None,
@@ -104,10 +121,17 @@ def run_worker(
     how many trials this worker ran."""
     plain = open_storage(storage_url)
     _, spec = load_study(study_name, plain)
+    close_storage(plain)
     settings = heartbeat or HeartbeatSettings(max_retry=spec.retries.max_retries)
     storage = open_storage(storage_url, heartbeat=True, settings=settings)
     study, spec = load_study(study_name, storage, worker_index=worker_index)
-    objective = Objective(spec, ctx, open_artifact_store(ctx.artifacts))
+    objective: Callable[[optuna.Trial], float] = Objective(
+        spec, ctx, open_artifact_store(ctx.artifacts)
+    )
+    if isinstance(storage, GrpcStorageProxy):
+        # Optuna's heartbeat stays in the SQL database; this one passes through the proxy,
+        # where `sweeper reap` reads it.
+        objective = _with_keep_alive(objective, settings.interval)
     callbacks = [_retry_interrupted(spec)]
     deadline = None if limits.timeout_s is None else time.monotonic() + limits.timeout_s
     ran = 0
