@@ -19,7 +19,7 @@ from pathlib import Path
 from rich.console import Console
 
 from storage import open_storage
-from sweeper.demo import DEMO_IMAGES, DEMO_SIZE, bundled_spec
+from sweeper.demo import DEMO_DATA, bundled_spec
 from sweeper.dispatch import plan_slots, run_workers
 from sweeper.ranking import rank_study
 from sweeper.spec import load_spec, parse_spec
@@ -30,7 +30,7 @@ from trainer_core.data.synthetic import generate
 def sweep(workdir: Path, pruning: bool, procs: int) -> dict[str, float]:
     spec = load_spec(bundled_spec("demo.yaml"))
     data = spec.base.data
-    generate((workdir / data.annotations).parent, n_images=DEMO_IMAGES, size=DEMO_SIZE, seed=0)
+    generate((workdir / data.annotations).parent, seed=0, **DEMO_DATA)
     raw = spec.model_dump(mode="json")
     raw["name"] = "pruning" if pruning else "no-pruning"
     if not pruning:

@@ -19,10 +19,10 @@ from sweeper.spec import StudySpec, load_spec
 from sweeper.study import create_study, load_study
 from trainer_core.data.synthetic import generate
 
-__all__ = ["DEMO_IMAGES", "bundled_spec", "run_demo"]
+__all__ = ["DEMO_DATA", "bundled_spec", "run_demo"]
 
-DEMO_IMAGES = 64
-DEMO_SIZE = (160, 160)
+DEMO_DATA = {"n_images": 64, "size": (160, 160), "text_height": (12, 24), "regions": (2, 5)}
+"""What ``generate`` makes for the demo: text large enough to learn from scratch in minutes."""
 
 
 def bundled_spec(name: str) -> Path:
@@ -48,8 +48,8 @@ def run_demo(
     # The spec's data paths are relative to the data root, here the demo directory.
     annotations = workdir / (spec.base.data.annotations or "annotations.json")
     if not annotations.exists():
-        console.print(f"generating {DEMO_IMAGES} synthetic images in {annotations.parent}")
-        generate(annotations.parent, n_images=DEMO_IMAGES, size=DEMO_SIZE, seed=0)
+        console.print(f"generating {DEMO_DATA['n_images']} images in {annotations.parent}")
+        generate(annotations.parent, seed=0, **DEMO_DATA)
     url = f"sqlite:///{workdir / 'demo.db'}"
     spec = spec.renamed(f"demo-{datetime.datetime.now():%Y%m%d-%H%M%S}")
     storage = open_storage(url)

@@ -15,7 +15,7 @@ from storage import open_storage
 from sweeper.cli import app
 
 REPO = Path(__file__).resolve().parents[2]
-DEMO = REPO / "studies" / "demo.yaml"
+DEMO = REPO / "tests" / "sweeper" / "specs" / "small.yaml"
 DEMO_DATA = yaml.safe_load(DEMO.read_text())
 DELETE = object()
 

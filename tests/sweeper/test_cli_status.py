@@ -14,7 +14,7 @@ from sweeper.spec import load_spec
 from sweeper.study import create_study, load_study, suggest_params
 
 REPO = Path(__file__).resolve().parents[2]
-DEMO = REPO / "studies" / "demo.yaml"
+DEMO = REPO / "tests" / "sweeper" / "specs" / "small.yaml"
 
 runner = CliRunner(env={"COLUMNS": "200"})
 

@@ -25,7 +25,7 @@ from sweeper.study import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-DEMO = REPO / "studies" / "demo.yaml"
+DEMO = REPO / "tests" / "sweeper" / "specs" / "small.yaml"
 RECEIPTS = REPO / "studies" / "receipts_dbnet.yaml"
 
 

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalW
 def _start(study: optuna.Study) -> optuna.Trial:
     """What a worker does first: take a trial and sample its parameters."""
     trial = study.ask()
-    suggest_params(trial, load_spec(REPO / "studies" / "demo.yaml"))
+    suggest_params(trial, load_spec(REPO / "tests" / "sweeper" / "specs" / "small.yaml"))
     trial.report(0.1, step=1)
     return trial
 
@@ -59,7 +59,7 @@ def _assert_requeued(study: optuna.Study, dead: optuna.Trial) -> None:
 
 
 def test_reap_fails_silent_trials_and_spares_live_ones(sqlite_url: str) -> None:
-    spec = load_spec(REPO / "studies" / "demo.yaml")
+    spec = load_spec(REPO / "tests" / "sweeper" / "specs" / "small.yaml")
     create_study(spec, open_storage(sqlite_url))
     study, _ = load_study(spec.name, open_storage(sqlite_url))
     rows = open_storage(sqlite_url, heartbeat=True, settings=HeartbeatSettings(1, GRACE_S))
@@ -108,7 +108,7 @@ def test_reap_loop_through_the_proxy(sqlite_url: str) -> None:
     proxy = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.DEVNULL)
     try:
         url = f"grpc://127.0.0.1:{port}"
-        spec = load_spec(REPO / "studies" / "demo.yaml")
+        spec = load_spec(REPO / "tests" / "sweeper" / "specs" / "small.yaml")
         create_study(spec, open_storage(url, connect_timeout=30))
         study, _ = load_study(spec.name, open_storage(url))
         dead, live = _start(study), _start(study)

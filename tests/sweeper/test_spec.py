@@ -16,10 +16,11 @@ from trainer_core.config import TrainConfig
 from trainer_core.errors import ConfigError
 
 STUDIES = Path(__file__).resolve().parents[2] / "studies"
+SMALL = Path(__file__).resolve().parent / "specs" / "small.yaml"
 
 
 def demo_data() -> dict[str, Any]:
-    return yaml.safe_load((STUDIES / "demo.yaml").read_text())
+    return yaml.safe_load(SMALL.read_text())
 
 
 @pytest.mark.parametrize("name", ["demo.yaml", "receipts_dbnet.yaml"])
@@ -58,7 +59,7 @@ def test_receipts_spec_is_the_production_setup() -> None:
 
 def test_yaml_exponent_without_dot_is_a_float(tmp_path: Path) -> None:
     """YAML 1.1 reads 1e-4 as a string; choices must still come out as numbers."""
-    text = (STUDIES / "demo.yaml").read_text()
+    text = SMALL.read_text()
     lr_range = "lr: {low: 1.0e-4, high: 3.0e-3, log: true}"
     assert lr_range in text
     path = tmp_path / "spec.yaml"
