@@ -1,10 +1,11 @@
 """Scale on loopback: 8 worker processes on one PostgreSQL, directly and through the gRPC proxy.
 
 Every process is real: ``sweeper worker --procs 8`` (one parent, eight children) against
-the local PostgreSQL server, then against Optuna's gRPC storage proxy (``run_proxy`` in its
-own process) in front of the same database. A worker that talks through the proxy is then
-killed mid-trial, and ``sweeper reap`` fails and re-queues its trial, which one more worker
-completes.
+the local PostgreSQL server, then against Optuna's gRPC storage proxy (``sweeper
+storage-proxy`` in its own process) in front of the same database. Then, with ``sweeper reap
+--every 1`` running beside the proxy as deployed, a worker that talks through the proxy is
+killed mid-trial: the reaper fails and re-queues its trial, and leaves alone the live worker
+that resumes it.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import optuna
 import pytest
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
@@ -36,7 +39,8 @@ pytestmark = [
 
 PROCS = 8
 N_TRIALS = 16
-GRACE_S = 3
+GRACE_S = 3  # heartbeats every second; a loaded 2-core machine may delay one
+EPOCHS = 20  # the trial and its retry must outlive the grace period by far (~0.7 s an epoch)
 
 
 def _free_port() -> int:
@@ -77,7 +81,7 @@ def _create(tmp_path: Path, url: str, spec: dict) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def _worker_args(tmp_path: Path, url: str, name: str, procs: int) -> list[str]:
+def _worker_args(tmp_path: Path, url: str, name: str, procs: int, *extra: str) -> list[str]:
     return [
         "worker",
         "--study",
@@ -92,6 +96,7 @@ def _worker_args(tmp_path: Path, url: str, name: str, procs: int) -> list[str]:
         str(tmp_path),
         "--artifacts",
         str(tmp_path / "artifacts"),
+        *extra,
     ]
 
 
@@ -109,7 +114,8 @@ def test_eight_workers_run_every_trial_once(
 
     launched = datetime.datetime.now()
     started = time.monotonic()
-    result = sweeper(*_worker_args(tmp_path, url, study_name, PROCS), timeout=180)
+    # Eight children each import torch, torchvision and timm (about 13 CPU-s apiece).
+    result = sweeper(*_worker_args(tmp_path, url, study_name, PROCS), timeout=420)
     seconds = time.monotonic() - started
     logs = _worker_logs(tmp_path)
     assert result.returncode == 0, (result.stderr, logs)
@@ -142,14 +148,10 @@ def test_eight_workers_run_every_trial_once(
     )
 
 
-def _spawn_worker(tmp_path: Path, url: str, name: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "sweeper", *_worker_args(tmp_path, url, name, 1)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group: the test kills parent and child
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+def _proxied_worker_args(tmp_path: Path, url: str, name: str) -> list[str]:
+    """One CPU process whose heartbeat (through the proxy) beats well inside the grace."""
+    return _worker_args(
+        tmp_path, url, name, 1, "--heartbeat-interval", "1", "--grace-period", str(GRACE_S)
     )
 
 
@@ -157,16 +159,41 @@ def _wait_for_checkpoint(tmp_path: Path, name: str, worker: subprocess.Popen) ->
     last = tmp_path / "artifacts" / "checkpoints" / name / "trial-0" / "last.pt"
     deadline = time.monotonic() + 120
     while not last.exists():
-        assert worker.poll() is None, (worker.communicate(), _worker_logs(tmp_path))
+        assert worker.poll() is None, _worker_logs(tmp_path)
         assert time.monotonic() < deadline, "no checkpoint after 120 s"
         time.sleep(0.1)
 
 
-def _wait_past_grace(trial: FrozenTrial) -> None:
-    """Sleep until ``trial`` has been silent for longer than the grace period."""
-    assert trial.datetime_start is not None
-    silent_s = (datetime.datetime.now() - trial.datetime_start).total_seconds()
-    time.sleep(max(0.0, GRACE_S + 0.5 - silent_s))
+@contextmanager
+def _reaper(tmp_path: Path, proxy_url: str, name: str) -> Iterator[Path]:
+    """``sweeper reap --every 1`` beside the proxy, as deployed; yields its log once it watches."""
+    log_path = tmp_path / "reaper.log"
+    args = ["reap", name, "--storage", proxy_url, "--grace", str(GRACE_S), "--every", "1"]
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sweeper", *args], stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "reaping study" not in log_path.read_text():
+            assert process.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, f"reaper not watching:\n{log_path.read_text()}"
+            time.sleep(0.2)
+        yield log_path
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _wait_for_requeue(study: optuna.Study, number: int) -> list[FrozenTrial]:
+    """The study's trials once trial ``number`` is failed and its copy queued (two steps)."""
+    deadline = time.monotonic() + 4 * GRACE_S
+    while True:
+        trials = study.get_trials()
+        if trials[number].state == TrialState.FAIL and _retries_of(trials, number):
+            return trials
+        assert time.monotonic() < deadline, f"trial {number} was not failed and re-queued"
+        time.sleep(0.2)
 
 
 def _retries_of(trials: list[FrozenTrial], number: int) -> list[FrozenTrial]:
@@ -177,33 +204,51 @@ def test_killed_proxy_worker_is_reaped_and_its_trial_retried(
     tmp_path: Path, proxy_url: str, postgres_url: str, study_name: str
 ) -> None:
     make_data(tmp_path)
-    _create(tmp_path, proxy_url, tiny_spec(study_name, 1, epochs=8))
-    worker = _spawn_worker(tmp_path, proxy_url, study_name)
-    _wait_for_checkpoint(tmp_path, study_name, worker)
-    os.killpg(worker.pid, signal.SIGKILL)  # parent and training child, no cleanup
-    worker.wait()
-
-    # Through the proxy no heartbeat is recorded: the trial stays RUNNING until reaped.
+    _create(tmp_path, proxy_url, tiny_spec(study_name, 1, epochs=EPOCHS))
     study, _ = load_study(study_name, open_storage(postgres_url))
-    [dead] = study.get_trials()
-    assert dead.state == TrialState.RUNNING
-    _wait_past_grace(dead)
-    reap = sweeper("reap", study_name, "--storage", proxy_url, "--grace", str(GRACE_S))
-    assert reap.returncode == 0, reap.stderr
-    assert "failed and re-queued: 0" in reap.stdout, (reap.stdout, reap.stderr)
+    with _reaper(tmp_path, proxy_url, study_name) as reaper_log:
+        with open(tmp_path / "killed-worker.log", "w") as out:
+            worker = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "sweeper",
+                    *_proxied_worker_args(tmp_path, proxy_url, study_name),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: the test kills parent and child
+            )
+        _wait_for_checkpoint(tmp_path, study_name, worker)
+        # The live trial outlasts the grace period with the reaper watching, and stays.
+        live = study.get_trials()[0]
+        assert live.datetime_start is not None
+        running_s = (datetime.datetime.now() - live.datetime_start).total_seconds()
+        time.sleep(max(0.0, GRACE_S + 1.5 - running_s))
+        assert worker.poll() is None, _worker_logs(tmp_path)
+        assert study.get_trials()[0].state == TrialState.RUNNING, reaper_log.read_text()
+        os.killpg(worker.pid, signal.SIGKILL)  # parent and training child, no cleanup
+        worker.wait()
 
-    trials = study.get_trials()
-    assert trials[0].state == TrialState.FAIL
-    assert "failed by sweeper reap" in trials[0].user_attrs[FAIL_REASON_ATTR]
-    [queued] = _retries_of(trials, 0)
-    assert queued.state == TrialState.WAITING
-    assert queued.params == dead.params
+        # Through the proxy Optuna records no heartbeat: only the reaper fails the trial.
+        trials = _wait_for_requeue(study, 0)
+        assert "failed by sweeper reap" in trials[0].user_attrs[FAIL_REASON_ATTR]
+        [queued] = _retries_of(trials, 0)
+        assert queued.state == TrialState.WAITING
+        assert queued.params == trials[0].params
 
-    result = sweeper(*_worker_args(tmp_path, proxy_url, study_name, 1), timeout=120)
-    assert result.returncode == 0, (result.stderr, _worker_logs(tmp_path))
+        # The retry runs with the reaper still watching: its heartbeat keeps it alive.
+        result = sweeper(*_proxied_worker_args(tmp_path, proxy_url, study_name), timeout=120)
+        assert result.returncode == 0, (result.stderr, _worker_logs(tmp_path))
+        log = reaper_log.read_text()
     trials = study.get_trials()
+    failed = [t.number for t in trials if t.state == TrialState.FAIL]
+    assert failed == [0], f"the reaper failed a live trial:\n{log}"
     [retry] = _retries_of(trials, 0)
     assert retry.state in (TrialState.COMPLETE, TrialState.PRUNED)
-    assert retry.params == dead.params
+    assert retry.params == trials[0].params
     assert retry.user_attrs["resumed_from_epoch"] >= 1
-    assert [t.state for t in trials].count(TrialState.FAIL) == 1
+    assert retry.duration is not None
+    # Longer than the grace period, or a worker without a heartbeat would pass too.
+    assert retry.duration.total_seconds() > GRACE_S + 1, retry.duration
+    print(f"killed trial reaped and retried; the retry ran {retry.duration.total_seconds():.1f} s")
