@@ -49,7 +49,9 @@ def print_ranking(ranking: Ranking, console: Console, top: int | None = 10) -> N
             f"[bold]{t.score:.4f}[/bold]",
             str(t.epochs),
         )
-    console.print(table)
+    # Wide enough for every column when the output is a file or a pipe (rich assumes 80).
+    width = max(console.width, 150)
+    console.print(table, width=width)
     if ranking.pruned:
         pruned = Table(title=f"pruned by Hyperband ({len(ranking.pruned)})")
         for column in ["trial", *names, "stopped at epoch", "last val H"]:
@@ -59,7 +61,7 @@ def print_ranking(ranking: Ranking, console: Console, top: int | None = 10) -> N
             pruned.add_row(
                 str(p.number), *(_param(p.params.get(n)) for n in names), str(p.epoch), last
             )
-        console.print(pruned)
+        console.print(pruned, width=width)
     if ranking.failed:
         console.print(f"failed trials: {sum(ranking.failed.values())}")
         for reason, count in ranking.failed.most_common():
