@@ -43,7 +43,9 @@ def resolve_device(name: str) -> torch.device:
 
 def resolve_precision(name: str, device: torch.device) -> Precision:
     """``auto``: bf16 on CUDA that has it (no loss scaling needed), fp16 on older CUDA,
-    fp32 on CPU (CPU bf16 autocast is slower than fp32 on most CPUs without AMX)."""
+    fp32 on the CPU. CPU bf16 is faster only on CPUs with bf16 instructions (1.5x on the
+    2-core EPYC in BENCHMARKS.md, slower elsewhere) and keeps fewer mantissa bits, so on the
+    CPU it is opt-in (``precision: bf16``) rather than a guess."""
     if name == "auto":
         if device.type != "cuda":
             return _PRECISIONS["fp32"]
