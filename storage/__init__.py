@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from storage._errors import StorageError
 from storage._heartbeat import HeartbeatSettings
-from storage._open import SCHEMES, close_storage, open_storage
+from storage._open import CONNECTIONS_PER_PROCESS, SCHEMES, close_storage, open_storage
 from storage._proxy import run_proxy
 from storage._url import DEFAULT_URL, ENV_VAR, redact, resolve_url, scrub
 
 __all__ = [
+    "CONNECTIONS_PER_PROCESS",
     "DEFAULT_URL",
     "ENV_VAR",
     "SCHEMES",

@@ -17,7 +17,7 @@ from storage._errors import StorageError
 from storage._heartbeat import HeartbeatSettings
 from storage._url import redact, resolve_url, scrub
 
-__all__ = ["SCHEMES", "close_storage", "open_storage"]
+__all__ = ["CONNECTIONS_PER_PROCESS", "SCHEMES", "close_storage", "open_storage"]
 
 _logger = logging.getLogger(__name__)
 
@@ -30,6 +30,8 @@ SQLITE_BUSY_TIMEOUT_S = 30
 # (a trial every 0.15 s, heartbeat every second) peaks at about 1.6 a worker. Larger fleets
 # go through the gRPC proxy (see open_storage).
 _POOL = {"pool_size": 1, "max_overflow": 2}
+CONNECTIONS_PER_PROCESS = _POOL["pool_size"] + _POOL["max_overflow"]
+"""The most database connections one process opens (see docs/cluster.md's budget table)."""
 # Drop connections before a server or firewall does (MySQL wait_timeout, idle NAT entries):
 # a trial may sit for an epoch without touching the database.
 _POOL_RECYCLE_S = 1800

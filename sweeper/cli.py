@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from storage import (
+    CONNECTIONS_PER_PROCESS,
     HeartbeatSettings,
     StorageError,
     close_storage,
@@ -295,9 +296,11 @@ def worker_cmd(
         "data_root": str(data_root.resolve()) if data_root else None,
         "heartbeat": vars(heartbeat),
     }
+    per_process = CONNECTIONS_PER_PROCESS if not url.startswith("grpc://") else 0
     err.print(
         f"study {study} in {redact(url)}: {len(slots)} worker process(es) "
-        f"({', '.join(s.label for s in slots)}); logs in {artifacts / 'logs'}",
+        f"({', '.join(s.label for s in slots)}); up to {per_process * len(slots)} database "
+        f"connections from this node ({per_process} a process); logs in {artifacts / 'logs'}",
         markup=False,
         soft_wrap=True,
     )
