@@ -7,6 +7,7 @@ Errors come out as :class:`StorageError`, one line, password masked by :func:`re
 
 from __future__ import annotations
 
+from storage._artifacts import open_artifact_store
 from storage._errors import StorageError
 from storage._heartbeat import HeartbeatSettings
 from storage._open import CONNECTIONS_PER_PROCESS, SCHEMES, close_storage, open_storage
@@ -21,6 +22,7 @@ __all__ = [
     "HeartbeatSettings",
     "StorageError",
     "close_storage",
+    "open_artifact_store",
     "open_storage",
     "redact",
     "resolve_url",

@@ -6,8 +6,7 @@ from pathlib import Path
 
 from optuna_dashboard import run_server
 
-from storage import open_storage, redact, resolve_url
-from sweeper.objective import open_artifact_store
+from storage import open_artifact_store, open_storage, redact, resolve_url
 
 __all__ = ["run_dashboard"]
 

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.artifacts import upload_artifact
 
+from sweeper.attrs import FAIL_REASON_ATTR, INTERRUPTED_ATTR
 from sweeper.pictures import detections_png, learning_curve_png
 from sweeper.scoring import penalized_score
 from sweeper.spec import StudySpec
@@ -43,8 +44,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FAIL_REASON_ATTR = "fail_reason"
-INTERRUPTED_ATTR = "interrupted"
 
 StatusFn = Callable[[dict[str, Any]], None]
 
@@ -254,10 +253,3 @@ class Objective:
                     )
         except (OSError, ValueError) as e:  # pictures are a courtesy; never fail a trial
             log.warning("trial %d: could not upload pictures (%s)", trial.number, e)
-
-
-def open_artifact_store(artifacts: Path) -> FileSystemArtifactStore:
-    """The study's artifact store under ``artifacts/store`` (``sweeper dashboard`` reads it)."""
-    path = artifacts / "store"
-    path.mkdir(parents=True, exist_ok=True)
-    return FileSystemArtifactStore(str(path))

@@ -19,8 +19,8 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
+from sweeper.attrs import FAIL_REASON_ATTR
 from sweeper.errors import StudyError
-from sweeper.objective import FAIL_REASON_ATTR
 from sweeper.scoring import penalized_score
 from sweeper.spec import StudySpec
 

@@ -38,7 +38,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback as Retry
 from optuna.trial import FrozenTrial, TrialState
 
 from storage import close_storage, open_storage
-from sweeper.objective import FAIL_REASON_ATTR
+from sweeper.attrs import FAIL_REASON_ATTR
 from sweeper.spec import StudySpec
 from sweeper.study import load_study
 
@@ -212,7 +212,8 @@ def _reap(
         _requeue(study, retry, failed)
         # The callback's own rule, repeated only to say what it did.
         limit = spec.retries.max_retries
-        done = "re-queued" if len(Retry.retry_history(failed)) < limit else "retry limit reached"
+        history = failed.system_attrs.get("retry_history", [])  # Retry.retry_history warns
+        done = "re-queued" if len(history) < limit else "retry limit reached"
         log.warning("trial %d: %s; %s", trial.number, reason, done)
         reaped.append(trial.number)
     return reaped

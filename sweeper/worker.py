@@ -26,15 +26,9 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.storages import GrpcStorageProxy, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from storage import HeartbeatSettings, close_storage, open_storage
-from sweeper.objective import (
-    INTERRUPTED_ATTR,
-    Interrupted,
-    Objective,
-    TrialFailed,
-    WorkerContext,
-    open_artifact_store,
-)
+from storage import HeartbeatSettings, close_storage, open_artifact_store, open_storage
+from sweeper.attrs import INTERRUPTED_ATTR
+from sweeper.objective import Interrupted, Objective, TrialFailed, WorkerContext
 from sweeper.reap import keep_alive
 from sweeper.spec import StudySpec
 from sweeper.study import load_study

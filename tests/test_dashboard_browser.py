@@ -22,8 +22,7 @@ import optuna
 import pytest
 from optuna.artifacts import upload_artifact
 
-from storage import open_storage
-from sweeper.objective import open_artifact_store
+from storage import open_artifact_store, open_storage
 from sweeper.pictures import learning_curve_png
 from sweeper.spec import parse_spec
 from sweeper.study import create_study, suggest_params

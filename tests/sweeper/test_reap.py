@@ -15,7 +15,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from storage import HeartbeatSettings, open_storage
-from sweeper.objective import FAIL_REASON_ATTR
+from sweeper.attrs import FAIL_REASON_ATTR
 from sweeper.reap import HEARTBEAT_ATTR, keep_alive, reap_loop, reap_stale
 from sweeper.spec import load_spec
 from sweeper.study import create_study, load_study, suggest_params

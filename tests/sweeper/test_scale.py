@@ -29,7 +29,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tiny_sweep import make_data, sweeper, tiny_spec, write_spec
 
 from storage import ENV_VAR, StorageError, open_storage
-from sweeper.objective import FAIL_REASON_ATTR
+from sweeper.attrs import FAIL_REASON_ATTR
 from sweeper.study import load_study
 
 pytestmark = [

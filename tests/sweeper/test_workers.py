@@ -179,7 +179,8 @@ def test_sigterm_stops_within_30s_and_the_trial_resumes_elsewhere(
 
 
 def test_forced_pruning_prunes_and_keeps_metrics(tmp_path: Path) -> None:
-    from sweeper.objective import Objective, WorkerContext, open_artifact_store
+    from storage import open_artifact_store
+    from sweeper.objective import Objective, WorkerContext
 
     make_data(tmp_path)
     spec = parse_spec(tiny_spec("prune-me", 2, epochs=3))

@@ -1,0 +1,11 @@
+"""Names of the trial attributes sweeper writes, in a module light enough for any command."""
+
+from __future__ import annotations
+
+__all__ = ["FAIL_REASON_ATTR", "INTERRUPTED_ATTR"]
+
+FAIL_REASON_ATTR = "fail_reason"
+"""Why a trial failed (non-finite loss, out of memory at batch 1, bad data, reaped)."""
+
+INTERRUPTED_ATTR = "interrupted"
+"""Set on a trial stopped by a signal; the worker re-queues it to resume elsewhere."""
