@@ -11,17 +11,15 @@ Run: ``uv run python benchmarks/hmean.py``
 
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import cv2
 import numpy as np
 import shapely
 import torch
+from machine import describe
 from shapely.geometry import Polygon
 
 from trainer_core.metrics import detection_metrics
@@ -30,19 +28,6 @@ IMAGES = 20
 BOXES = 50
 DONT_CARE = 10
 REPEATS = 5
-
-
-def machine() -> str:
-    """CPU model, core count and library versions, for the figures' context."""
-    cpuinfo = Path("/proc/cpuinfo")
-    text = cpuinfo.read_text() if cpuinfo.exists() else ""
-    model = next(
-        (ln.split(":", 1)[1].strip() for ln in text.splitlines() if "model name" in ln), ""
-    )
-    return (
-        f"{model or platform.processor() or 'unknown CPU'} ({platform.machine()}), "
-        f"{os.cpu_count()} cores, torch {torch.__version__}, shapely {shapely.__version__}"
-    )
 
 
 def synthetic_image(
@@ -140,7 +125,7 @@ def main() -> None:
 
     ref_ms = median_ms(lambda: [reference_image(*image) for image in data]) / IMAGES
     new_ms = median_ms(lambda: detection_metrics(gts, ignores, preds), repeats=50) / IMAGES
-    print(f"machine: {machine()}")
+    print("machine: " + describe(f"torch {torch.__version__}", f"shapely {shapely.__version__}"))
     print(
         f"{IMAGES} images, {BOXES} GT ({DONT_CARE} don't-care) and {BOXES} predictions each; "
         f"same counts: gt {counts[0]}, pred {counts[1]}, match {counts[2]}, "

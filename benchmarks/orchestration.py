@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import os
-import platform
 import secrets
 import tempfile
 import time
 from pathlib import Path
 
 import optuna
+from machine import describe
 
 from storage import open_storage
 from sweeper import objective as objective_module
@@ -157,7 +156,7 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, optuna {optuna.__version__}")
+    print("machine: " + describe(f"optuna {optuna.__version__}"))
     print(
         f"{'backend':<11} {'procs':>5} {'bare ms/trial':>14} {'sweeper ms/trial':>17} {'ratio':>6}"
     )

@@ -10,17 +10,15 @@ Run: ``uv run python benchmarks/postprocess.py``
 
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pyclipper
 import torch
+from machine import describe
 from shapely.geometry import Polygon
 
 from trainer_core.postprocess import polygons_from_prob
@@ -28,19 +26,6 @@ from trainer_core.postprocess import polygons_from_prob
 SIZE = 640
 REGIONS = 50
 REPEATS = 100
-
-
-def machine() -> str:
-    """CPU model, core count and library versions, for the figures' context."""
-    cpuinfo = Path("/proc/cpuinfo")
-    text = cpuinfo.read_text() if cpuinfo.exists() else ""
-    model = next(
-        (ln.split(":", 1)[1].strip() for ln in text.splitlines() if "model name" in ln), ""
-    )
-    return (
-        f"{model or platform.processor() or 'unknown CPU'} ({platform.machine()}), "
-        f"{os.cpu_count()} cores, torch {torch.__version__}, opencv {cv2.__version__}"
-    )
 
 
 def synthetic_map(size: int = SIZE, regions: int = REGIONS, seed: int = 0) -> np.ndarray:
@@ -160,7 +145,7 @@ def main() -> None:
     poly_ms = statistics.median(
         median_ms(lambda m=m: polygons_from_prob(m, output="polygon")) for m in maps
     )
-    print(f"machine: {machine()}")
+    print("machine: " + describe(f"torch {torch.__version__}", f"opencv {cv2.__version__}"))
     print(f"map {SIZE}x{SIZE}, {REGIONS} regions, {kept:.0f} boxes kept on average, same boxes")
     print(f"reference (DBNet boxes_from_bitmap): {ref_ms:.2f} ms per map (median)")
     print(f"polygons_from_prob quad:             {new_ms:.2f} ms per map (median)")

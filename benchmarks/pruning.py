@@ -10,12 +10,11 @@ Usage: uv run python benchmarks/pruning.py [--procs 2]
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
+from machine import describe
 from rich.console import Console
 
 from storage import open_storage
@@ -65,7 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--procs", type=int, default=2)
     args = parser.parse_args()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; demo study, {args.procs} procs")
+    print(f"machine: {describe()}; demo study, {args.procs} procs")
     print(
         f"{'pruner':<10} {'trials':>6} {'pruned':>6} {'epochs':>6} {'wall s':>7} {'best score':>10}"
     )

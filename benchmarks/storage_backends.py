@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import os
-import platform
 import secrets
 import statistics
 import tempfile
@@ -34,25 +32,13 @@ from pathlib import Path
 import optuna
 import psycopg2
 import pymysql
+from machine import describe
 
 from storage import HeartbeatSettings, open_storage
 from sweeper.spec import load_spec
 from sweeper.study import create_study, load_study
 
 DEMO = Path(__file__).resolve().parents[1] / "studies" / "demo.yaml"
-
-
-def machine() -> str:
-    """CPU model, core count and library versions, for the figures' context."""
-    cpuinfo = Path("/proc/cpuinfo")
-    text = cpuinfo.read_text() if cpuinfo.exists() else ""
-    model = next(
-        (ln.split(":", 1)[1].strip() for ln in text.splitlines() if "model name" in ln), ""
-    )
-    return (
-        f"{model or platform.processor() or 'unknown CPU'} ({platform.machine()}), "
-        f"{os.cpu_count()} cores, optuna {optuna.__version__}"
-    )
 
 
 @contextmanager
@@ -205,7 +191,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    print(f"machine: {machine()}")
+    print("machine: " + describe(f"optuna {optuna.__version__}"))
 
     print("\nlatency, median ms     open_storage  create_study  load_study")
     for label, db in (("sqlite", sqlite_db), ("postgresql", postgres_db), ("mariadb", mysql_db)):

@@ -19,17 +19,15 @@ Run: ``uv run python benchmarks/targets.py``
 
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pyclipper
 import torch
+from machine import describe
 
 from trainer_core.data.targets import db_targets, shrink_distance
 
@@ -37,20 +35,6 @@ SIZE = 640
 POLYGONS = 50
 REPEATS = 100
 SHRINK_RATIO, THRESH_MIN, THRESH_MAX = 0.4, 0.3, 0.7
-
-
-def machine() -> str:
-    """CPU model, core count and library versions, for the figures' context."""
-    cpuinfo = Path("/proc/cpuinfo")
-    text = cpuinfo.read_text() if cpuinfo.exists() else ""
-    model = next(
-        (ln.split(":", 1)[1].strip() for ln in text.splitlines() if "model name" in ln), ""
-    )
-    return (
-        f"{model or platform.processor() or 'unknown CPU'} ({platform.machine()}), "
-        f"{os.cpu_count()} cores, numpy {np.__version__}, opencv {cv2.__version__}, "
-        f"torch {torch.__version__}"
-    )
 
 
 def random_text_boxes(
@@ -166,7 +150,12 @@ def main() -> None:
 
     ref_ms, ref_cpu = median_ms(lambda: reference_border_map(shape, boxes), REPEATS // 2)
     ours_ms, ours_cpu = median_ms(lambda: db_targets(shape, boxes, flags), REPEATS)
-    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f}")
+    print(
+        "machine: "
+        + describe(
+            f"numpy {np.__version__}", f"opencv {cv2.__version__}", f"torch {torch.__version__}"
+        )
+    )
     runs = f"medians of {REPEATS // 2} (reference) and {REPEATS} runs"
     print(f"sample: {SIZE}x{SIZE}, {POLYGONS} rotated text boxes; {runs}")
     print("                                                    wall ms   cpu ms")

@@ -12,13 +12,12 @@ Usage: uv run python benchmarks/train_step.py [--batch 8] [--size 640] [--steps 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from machine import describe
 from torch.utils.data import DataLoader
 
 from trainer_core.config import TrainConfig
@@ -29,17 +28,6 @@ from trainer_core.loss import DBLoss
 from trainer_core.model import build_model
 from trainer_core.optim import build_optimizer
 from trainer_core.precision import resolve_precision
-
-
-def _machine(device: torch.device) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "no GPU"
-    return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}"
 
 
 def _batch(cfg: TrainConfig, device: torch.device) -> dict[str, torch.Tensor]:
@@ -121,7 +109,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    print(f"machine: {_machine(device)}")
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "no GPU"
+    print("machine: " + describe(gpu, f"torch {torch.__version__}"))
     with tempfile.TemporaryDirectory() as tmp:
         ann = generate(Path(tmp), n_images=48, size=(args.size, args.size), seed=0)
         cfg = TrainConfig.model_validate(
