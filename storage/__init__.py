@@ -8,6 +8,7 @@ Errors come out as :class:`StorageError`, one line, password masked by :func:`re
 from __future__ import annotations
 
 from storage._artifacts import open_artifact_store
+from storage._attrs import set_trial_user_attrs
 from storage._errors import StorageError
 from storage._heartbeat import HeartbeatSettings
 from storage._open import CONNECTIONS_PER_PROCESS, SCHEMES, close_storage, open_storage
@@ -28,4 +29,5 @@ __all__ = [
     "resolve_url",
     "run_proxy",
     "scrub",
+    "set_trial_user_attrs",
 ]

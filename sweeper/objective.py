@@ -20,6 +20,7 @@ from typing import Any
 import optuna
 from optuna.artifacts import upload_artifact
 
+from storage import set_trial_user_attrs
 from sweeper.attrs import FAIL_REASON_ATTR, INTERRUPTED_ATTR
 from sweeper.pictures import detections_png, learning_curve_png
 from sweeper.scoring import penalized_score
@@ -85,6 +86,11 @@ def _root_trial_number(trial: optuna.Trial) -> int:
     return history[0] if history else trial.number
 
 
+def _set_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
+    """Several user attributes in one storage transaction (see storage.set_trial_user_attrs)."""
+    set_trial_user_attrs(trial.storage, trial._trial_id, attrs)
+
+
 def checkpoint_dir(ctx: WorkerContext, trial: optuna.Trial) -> Path:
     """Where a trial (and every retry of it) keeps ``last.pt`` and ``best.pt``."""
     return ctx.artifacts / "checkpoints" / ctx.study_name / f"trial-{_root_trial_number(trial)}"
@@ -115,8 +121,7 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         ctx = self.ctx
-        for key, value in (("host", ctx.host), ("worker_id", ctx.worker_id)):
-            trial.set_user_attr(key, value)
+        _set_attrs(trial, {"host": ctx.host, "worker_id": ctx.worker_id})
         try:
             cfg = trial_config(self.spec, suggest_params(trial, self.spec), ctx)
         except ConfigError as e:
@@ -229,8 +234,7 @@ class Objective:
                 "score": score,
                 "best_epoch": result.best_epoch,
             }
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
+        _set_attrs(trial, attrs)
         return score
 
     def _upload_pictures(self, trial: optuna.Trial, cfg: TrainConfig, result: FitResult) -> None:
