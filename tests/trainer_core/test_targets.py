@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -16,13 +18,18 @@ BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "targets.py"
 
 
 @pytest.fixture(scope="module")
-def reference() -> ModuleType:
+def reference() -> Iterator[ModuleType]:
     """benchmarks/targets.py: its per-polygon, per-edge numpy border map is the oracle."""
+    # The benchmark imports its sibling benchmarks/machine.py, as a script run from there.
+    sys.path.insert(0, str(BENCHMARK.parent))
     spec = importlib.util.spec_from_file_location("targets_benchmark", BENCHMARK)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path.remove(str(BENCHMARK.parent))
 
 
 def box(x0: float, y0: float, w: float, h: float) -> np.ndarray:
