@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from trainer_core.errors import ConfigError
 
@@ -40,13 +47,81 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+BACKBONE_FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+CHECKPOINT_SUFFIXES = (".pt", ".pth")
+
+
 class ModelConfig(StrictModel):
+    """The detector, and where it starts: from scratch or one of three starting points.
+
+    ``pretrained`` (timm's weights, hub or local cache), ``weights`` (a local backbone file)
+    and ``init_checkpoint`` (a whole DBNet this project trained) exclude each other.
+    """
+
     backbone: str = Field("resnet18", description="timm model name, built with features_only")
     neck_channels: int = Field(256, ge=16, description="FPN inner channels")
+    pretrained: bool = Field(
+        False, description="timm's pretrained backbone weights (hub download or local cache)"
+    )
     weights: Path | None = Field(
-        None, description="local backbone weights file; None trains from scratch"
+        None,
+        description="local backbone weights (.safetensors, .pth/.pt/.bin state dict); "
+        "None: from scratch or model.pretrained",
+    )
+    init_checkpoint: Path | None = Field(
+        None,
+        description="a whole DBNet (best.pt/last.pt of sweeper train or a trial) to fine-tune; "
+        "the optimizer and schedule start fresh",
     )
     k: float = Field(50.0, gt=0, description="steepness of the approximate binarization")
+
+    @field_validator("weights")
+    @classmethod
+    def _check_weights(cls, path: Path | None) -> Path | None:
+        if path is not None and path.suffix not in BACKBONE_FILE_SUFFIXES:
+            raise ValueError(
+                f"{path}: expected a {', '.join(BACKBONE_FILE_SUFFIXES)} backbone file; "
+                "for a whole DBNet checkpoint use model.init_checkpoint"
+            )
+        return path
+
+    @field_validator("init_checkpoint")
+    @classmethod
+    def _check_init_checkpoint(cls, path: Path | None) -> Path | None:
+        if path is not None and path.suffix not in CHECKPOINT_SUFFIXES:
+            raise ValueError(
+                f"{path}: expected a DBNet checkpoint (best.pt/last.pt); "
+                "for backbone weights use model.weights"
+            )
+        return path
+
+    @model_validator(mode="after")
+    def _one_start(self) -> ModelConfig:
+        given = [
+            name
+            for name, on in (
+                ("pretrained", self.pretrained),
+                ("weights", self.weights is not None),
+                ("init_checkpoint", self.init_checkpoint is not None),
+            )
+            if on
+        ]
+        if len(given) > 1:
+            raise ValueError(
+                f"{' and '.join(given)} are both starting points; set one "
+                "(init_checkpoint: the whole DBNet, weights: a backbone file, "
+                "pretrained: timm's backbone weights)"
+            )
+        return self
+
+    def with_root(self, root: Path) -> ModelConfig:
+        """This config with relative weight paths resolved against ``root`` (a node's mount)."""
+        update = {
+            name: root / path
+            for name in ("weights", "init_checkpoint")
+            if (path := getattr(self, name)) is not None and not path.is_absolute()
+        }
+        return self.model_copy(update=update) if update else self
 
 
 class DataConfig(StrictModel):

@@ -300,7 +300,9 @@ def fit(
             if metrics.hmean > best_hmean + cfg.early_stopping.min_delta:
                 best_hmean, best_epoch, best, best_preds = metrics.hmean, epoch, metrics, preds
                 since_best = 0
-                save_checkpoint(best_path, {"model": model.state_dict(), "epoch": epoch})
+                # The config goes along so the file can start another run (model.init_checkpoint).
+                best_state = {"model": model.state_dict(), "epoch": epoch}
+                save_checkpoint(best_path, best_state | {"config": cfg.model_dump_json()})
             else:
                 since_best += 1
         save_checkpoint(

@@ -7,15 +7,15 @@ counts come from ``feature_info``, so any timm model with four such levels works
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
-import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from trainer_core.config import ModelConfig
 from trainer_core.errors import ConfigError
+from trainer_core.weights import create_backbone, load_backbone_file, load_init_checkpoint
 
 __all__ = ["DBNet", "build_model"]
 
@@ -100,14 +100,18 @@ class DBNet(nn.Module):
         return {"prob_logits": prob_logits, "thresh": thresh, "binary_logits": binary_logits}
 
 
-def build_model(cfg: ModelConfig) -> DBNet:
-    """DBNet on ``cfg.backbone``; never downloads (local weights only, if given)."""
-    try:
-        backbone = timm.create_model(
-            cfg.backbone, pretrained=False, features_only=True, out_indices=(-4, -3, -2, -1)
-        )
-    except (RuntimeError, ValueError) as e:  # unknown model name, no features_only support
-        raise ConfigError(f"model.backbone: cannot build {cfg.backbone!r} ({e})") from e
+def build_model(cfg: ModelConfig, pretrained_overlay: dict[str, Any] | None = None) -> DBNet:
+    """DBNet on ``cfg.backbone``, starting where ``cfg`` says (see ``trainer_core.weights``).
+
+    Args:
+        cfg: the model section.
+        pretrained_overlay: with ``cfg.pretrained``, timm's ``pretrained_cfg_overlay``
+            (``{"file": PATH}`` reads timm's pretrained weights from a local file).
+
+    Raises:
+        ConfigError: an unusable backbone or starting point, in one line.
+    """
+    backbone = create_backbone(cfg.backbone, cfg.pretrained, pretrained_overlay)
     reductions = backbone.feature_info.reduction()
     if reductions != [4, 8, 16, 32]:
         raise ConfigError(
@@ -115,17 +119,8 @@ def build_model(cfg: ModelConfig) -> DBNet:
             "DBNet needs four levels at strides 4, 8, 16, 32"
         )
     if cfg.weights is not None:
-        _load_backbone_weights(backbone, cfg.weights)
-    return DBNet(backbone, cfg.neck_channels, cfg.k)
-
-
-def _load_backbone_weights(backbone: nn.Module, path: Path) -> None:
-    """Load a local classification checkpoint; heads it lacks (the classifier) are skipped."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError) as e:
-        raise ConfigError(f"model.weights: cannot load {path} ({e})") from e
-    state = state.get("state_dict", state) if isinstance(state, dict) else state
-    result = backbone.load_state_dict(state, strict=False)
-    if len(result.missing_keys) == len(backbone.state_dict()):
-        raise ConfigError(f"model.weights: no tensor in {path} matches {type(backbone).__name__}")
+        load_backbone_file(backbone, cfg.weights)
+    model = DBNet(backbone, cfg.neck_channels, cfg.k)
+    if cfg.init_checkpoint is not None:
+        load_init_checkpoint(model, cfg.init_checkpoint, cfg.backbone)
+    return model

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 from tiny_sweep import make_data, sweeper, tiny_spec
 
@@ -40,3 +41,40 @@ def test_unknown_key_and_bad_override_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2 and "optimizer.lr" in result.stderr
     result = sweeper("train", str(tmp_path / "missing.yaml"))
     assert result.returncode == 2 and "missing.yaml" in result.stderr
+
+
+def test_pretrained_offline_without_cache_exits_2_naming_both_ways_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_data(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    base = tiny_spec("unused", 1)["base"]
+    config = _config(tmp_path, model={**base["model"], "pretrained": True})
+    result = sweeper("train", str(config), cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1 and "Traceback" not in line
+    assert "model.pretrained" in line and "mobilenetv3_small_050" in line
+    assert "cache" in line and "model.weights" in line
+
+
+def test_a_trained_best_pt_fine_tunes_with_no_editing(tmp_path: Path) -> None:
+    make_data(tmp_path)
+    config = str(_config(tmp_path))
+    first = sweeper("train", config, "--set", "epochs=1", "--out", "first", cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    tuned = sweeper(
+        "train",
+        config,
+        "--set",
+        "model.init_checkpoint=first/best.pt",
+        "--set",
+        "epochs=1",
+        "--out",
+        "tuned",
+        cwd=tmp_path,
+    )
+    assert tuned.returncode == 0, tuned.stdout + tuned.stderr
+    assert (tmp_path / "tuned" / "best.pt").exists()
