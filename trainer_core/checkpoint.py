@@ -1,4 +1,5 @@
-"""Checkpoints that resume exactly: weights, optimizer, scaler, scheduler, RNG, history.
+"""Checkpoints that resume exactly: weights, optimizer, scaler, RNG, history (the lr schedule
+is placed by the epoch reached, see ``build_scheduler``).
 
 Everything is stored as tensors, numbers, strings, lists and dicts so that loading works
 with ``torch.load(..., weights_only=True)`` (no pickled objects from a file we may not trust).

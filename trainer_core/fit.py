@@ -28,7 +28,12 @@ from trainer_core.engine import NonFiniteLoss, StepFn, evaluate, train_one_epoch
 from trainer_core.loss import DBLoss
 from trainer_core.metrics import DetectionMetrics
 from trainer_core.model import build_model
-from trainer_core.optim import build_optimizer, build_scheduler, cosine_lr
+from trainer_core.optim import (
+    build_optimizer,
+    build_scheduler,
+    cosine_lr,
+    optimizer_steps_per_epoch,
+)
 from trainer_core.precision import resolve_device, resolve_precision
 
 __all__ = ["EpochCallback", "EpochRecord", "FitResult", "fit", "seed_everything"]
@@ -174,7 +179,14 @@ def fit(
         config: the validated run configuration.
         on_epoch_end: called after each evaluated epoch; True stops the run ("stopped").
         on_step: called after each training batch (progress bars).
-        resume: continue from ``output_dir/last.pt`` if it exists.
+        resume: continue from ``output_dir/last.pt`` if it exists. Everything the run
+            depends on is restored (weights, optimizer, scaler, RNGs, history; shuffling and
+            augmentation are seeded by epoch), so a resumed run repeats the uninterrupted one
+            bitwise when it runs deterministically (one intra-op thread on the CPU), and
+            within float tolerance otherwise: multi-threaded kernels do not fix the order in
+            which they sum, so even two uninterrupted runs differ in the last bits. Batch size
+            and accumulation may change on resume (the out-of-memory retry does); the cosine
+            is placed by epochs trained and still ends at ``eta_min`` at ``T_max``.
 
     Returns:
         A :class:`FitResult`; failures (non-finite loss, out of memory) are results too.
@@ -215,7 +227,6 @@ def fit(
     loss_fn = DBLoss(cfg.loss)
     optimizer = build_optimizer(model, cfg)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.use_scaler)
-    scheduler = build_scheduler(optimizer, cfg, len(train_loader))
     _warn_if_cosine_unfinished(cfg)
 
     history: list[EpochRecord] = []
@@ -227,7 +238,6 @@ def fit(
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
-        scheduler.load_state_dict(state["scheduler"])
         restore_rng(state["rng"])
         history = [EpochRecord(**r) for r in state["history"]]
         best_hmean, best_epoch = state["best_hmean"], state["best_epoch"]
@@ -235,6 +245,8 @@ def fit(
         since_best, streak = state["since_best"], state["nonfinite_streak"]
         start_epoch = state["epoch"] + 1
         log.info("resumed from %s at epoch %d", last_path, start_epoch)
+    steps_per_epoch = optimizer_steps_per_epoch(len(train_loader), cfg.grad_accum_steps)
+    scheduler = build_scheduler(optimizer, cfg, steps_per_epoch, epochs_done=start_epoch - 1)
 
     status: Status = "completed"
     reason = f"trained {cfg.epochs} epochs"
@@ -311,7 +323,6 @@ def fit(
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scaler": scaler.state_dict(),
-                "scheduler": scheduler.state_dict(),
                 "rng": rng_state(),
                 "epoch": epoch,
                 "history": [vars(r) for r in history],
