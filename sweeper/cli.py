@@ -177,6 +177,7 @@ def create_study_cmd(
         markup=False,
         soft_wrap=True,
     )
+    out.print(spec.describe_pruning(), markup=False, soft_wrap=True)
     flag = _storage_flag(storage)
     out.print("next:", markup=False)
     out.print(f"  sweeper worker --study {study.study_name}{flag}", markup=False, soft_wrap=True)
@@ -209,6 +210,8 @@ def status_cmd(study: StudyArg, storage: StorageOption = None) -> None:
     status = study_status(study, open_storage(url))
     out.print(_headline(status.summary, url), markup=False, soft_wrap=True)
     _print_status(status)
+    if status.saving is not None and status.saving.trials:
+        out.print(status.saving.describe(), markup=False, soft_wrap=True)
 
 
 @command("delete-study")
@@ -367,6 +370,27 @@ def export_best_cmd(
     out.print(
         f"trial {trial.number} (score {trial.user_attrs['score']:.4f}) -> {output}; "
         f"retrain: sweeper train {output}",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@command("promote")
+def promote_cmd(
+    study: StudyArg,
+    trial: Annotated[int, typer.Argument(metavar="TRIAL", help="number of a pruned trial")],
+    storage: StorageOption = None,
+) -> None:
+    """Finish a pruned trial: enqueue it to train its full epochs from its last checkpoint."""
+    from sweeper.promote import promote_trial
+
+    study_obj, spec = load_study(study, open_storage(resolve_url(storage)))
+    new = promote_trial(study_obj, trial)
+    out.print(
+        f"trial {trial} promoted: trial {new.number} will resume it from its last checkpoint "
+        f"and train to epoch {spec.base.epochs}, unpruned; a worker of study {study} "
+        f"(with the same --artifacts) picks it up: sweeper worker --study {study}"
+        f"{_storage_flag(storage)}",
         markup=False,
         soft_wrap=True,
     )

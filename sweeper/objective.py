@@ -23,6 +23,12 @@ from optuna.artifacts import upload_artifact
 from storage import set_trial_user_attrs
 from sweeper.attrs import FAIL_REASON_ATTR, INTERRUPTED_ATTR
 from sweeper.pictures import detections_png, learning_curve_png
+from sweeper.promote import (
+    CHECKPOINT_ATTR,
+    PROMOTED_FROM_ATTR,
+    relative_checkpoint_dir,
+    seed_promoted_checkpoint,
+)
 from sweeper.scoring import penalized_score
 from sweeper.spec import StudySpec
 from sweeper.study import suggest_params
@@ -128,6 +134,9 @@ class Objective:
             raise self._fail(trial, f"bad config: {e}") from e
         out_dir = checkpoint_dir(ctx, trial)
         cfg = cfg.model_copy(update={"output_dir": out_dir})
+        promoted = PROMOTED_FROM_ATTR in trial.user_attrs
+        if promoted:
+            self._seed_promoted(trial, out_dir)
         ctx.status(event="trial", trial=trial.number, params=trial.params)
 
         pruned = False
@@ -136,7 +145,9 @@ class Objective:
             nonlocal pruned
             trial.report(record.hmean, epoch)
             ctx.status(event="epoch", trial=trial.number, epoch=epoch, hmean=record.hmean)
-            pruned = trial.should_prune()
+            # A trial that trained all its epochs is complete, and a promoted one was
+            # promoted to finish: neither is pruned.
+            pruned = not promoted and epoch < cfg.epochs and trial.should_prune()
             return pruned
 
         def on_step(index: int, total: int, loss: float) -> None:
@@ -203,6 +214,19 @@ class Objective:
                 if record["hmean"] is not None:
                     trial.report(record["hmean"], record["epoch"])
 
+    def _seed_promoted(self, trial: optuna.Trial, out_dir: Path) -> None:
+        """A promoted trial starts from the last checkpoint of the pruned trial it continues."""
+        try:
+            copied = seed_promoted_checkpoint(trial.user_attrs, self.ctx.artifacts, out_dir)
+        except OSError as e:
+            raise self._fail(trial, f"cannot continue the promoted trial: {e}") from e
+        if copied:
+            log.info(
+                "trial %d continues pruned trial %d from its checkpoint",
+                trial.number,
+                trial.user_attrs[PROMOTED_FROM_ATTR],
+            )
+
     def _fail(self, trial: optuna.Trial, reason: str) -> TrialFailed:
         trial.set_user_attr(FAIL_REASON_ATTR, reason)
         self.ctx.status(event="failed", trial=trial.number, reason=reason)
@@ -220,6 +244,7 @@ class Objective:
             "device": result.device,
             "precision": result.precision,
             "batch_size": result.batch_size,
+            CHECKPOINT_ATTR: relative_checkpoint_dir(result.checkpoint_dir, self.ctx.artifacts),
         }
         score = float("nan")
         if best is not None and gap is not None and result.gap_metrics is not None:

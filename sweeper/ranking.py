@@ -21,6 +21,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweeper.attrs import FAIL_REASON_ATTR
 from sweeper.errors import StudyError
+from sweeper.promote import PROMOTED_FROM_ATTR
+from sweeper.saving import PruningSaving, pruning_saving
 from sweeper.scoring import penalized_score
 from sweeper.spec import StudySpec
 
@@ -55,6 +57,8 @@ class PrunedTrial:
     params: dict[str, Any]
     epoch: int
     last_hmean: float | None
+    promoted_to: int | None = None
+    """The trial continuing it (``sweeper promote``), if any."""
 
 
 @dataclass
@@ -69,6 +73,8 @@ class Ranking:
     pruned: list[PrunedTrial]
     failed: Counter[str] = field(default_factory=Counter)
     running: int = 0
+    saving: PruningSaving | None = None
+    """Epochs the finished trials trained against what they would have unpruned."""
 
     def to_json(self, top: int | None = None) -> str:
         return json.dumps(
@@ -81,6 +87,7 @@ class Ranking:
                 "pruned": [asdict(t) for t in self.pruned],
                 "failed": dict(self.failed),
                 "running": self.running,
+                "pruning_saving": None if self.saving is None else asdict(self.saving),
             },
             indent=2,
         )
@@ -146,6 +153,11 @@ def rank_study(
     ]
     key = (lambda r: r.score) if by == "score" else (lambda r: r.val_hmean)
     completed.sort(key=lambda r: (key(r), r.val_hmean), reverse=True)
+    promoted_to = {
+        t.user_attrs[PROMOTED_FROM_ATTR]: t.number
+        for t in trials
+        if PROMOTED_FROM_ATTR in t.user_attrs and t.state != TrialState.FAIL
+    }
     pruned = [
         PrunedTrial(
             number=t.number,
@@ -154,6 +166,7 @@ def rank_study(
             last_hmean=t.intermediate_values[max(t.intermediate_values)]
             if t.intermediate_values
             else None,
+            promoted_to=promoted_to.get(t.number),
         )
         for t in trials
         if t.state == TrialState.PRUNED
@@ -165,7 +178,10 @@ def rank_study(
         if t.state == TrialState.FAIL
     )
     running = sum(t.state == TrialState.RUNNING for t in trials)
-    return Ranking(study.study_name, by, penalty, tolerance, completed, pruned, failed, running)
+    saving = pruning_saving(trials, spec.base.epochs)
+    return Ranking(
+        study.study_name, by, penalty, tolerance, completed, pruned, failed, running, saving
+    )
 
 
 def best_trial(study: optuna.Study, spec: StudySpec, by: SortKey = "score") -> FrozenTrial:

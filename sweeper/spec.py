@@ -10,6 +10,7 @@ A spec is YAML with these sections (unknown keys are errors everywhere)::
       model.backbone: {choices: [resnet18, resnet34]}
     sampler: {seed: 0, n_startup_trials: 10, multivariate: true}   # TPE
     pruner: {min_resource: 2, reduction_factor: 3}                 # Hyperband, in epochs
+                                      # (kind: hyperband, successive_halving or none)
     budget: {n_trials: 60, timeout_s: 86400}
     retries: {max_retries: 2}
     ranking: {gap_source: holdout, penalty: 1.0, tolerance: 0.005}
@@ -29,7 +30,8 @@ Rules checked here, each failing with a :class:`SpecError` that names the field:
   ``eta_min.high < lr.low``, with a fixed base value standing in for an unsampled one;
 - ``T_max`` stays within [1, 2 × base.epochs] (a T_max other than the epochs trained
   only warns, see :meth:`StudySpec.warnings`);
-- Hyperband: ``min_resource <= max_resource <= base.epochs`` (one report per epoch);
+- pruning: ``max_resource`` is ``base.epochs`` (one report per epoch), and the first rung
+  (``min_resource``) comes before the last epoch, where a trial is never pruned;
 - ``ranking.gap_source: holdout`` needs a holdout split in ``base.data``;
 - every baseline gives exactly the search-space names, each value inside the space.
 """
@@ -47,6 +49,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from storage import HeartbeatSettings
+from sweeper.brackets import brackets, ideal_saving, rungs
 from sweeper.errors import SpecError
 from trainer_core.config import TrainConfig, apply_overrides, format_validation_error
 from trainer_core.errors import ConfigError
@@ -168,10 +171,19 @@ class SamplerSpec(_Strict):
 
 
 class PrunerSpec(_Strict):
-    """The Hyperband pruner; resources are epochs (one report per epoch)."""
+    """The pruner; resources are epochs (one report per epoch), the last epoch never prunes.
 
+    ``hyperband`` hedges over brackets whose first rung is at ``min_resource``,
+    ``min_resource × reduction_factor``, ...; ``successive_halving`` runs only the most
+    aggressive bracket (rungs at ``min_resource × reduction_factor**k``); ``none`` never
+    prunes (the baseline that pruning is measured against).
+    """
+
+    kind: Literal["hyperband", "successive_halving", "none"] = "hyperband"
     min_resource: int = Field(1, ge=1, description="epochs every trial runs at least")
-    max_resource: int | None = Field(None, ge=1, description="None = base.epochs")
+    max_resource: int | None = Field(
+        None, ge=1, description="Hyperband's R; it is the epochs trained: leave it unset"
+    )
     reduction_factor: int = Field(3, ge=2, description="keep 1 of this many per rung")
 
 
@@ -240,8 +252,35 @@ class StudySpec(_Strict):
 
     @property
     def max_resource(self) -> int:
-        """Hyperband's max_resource: the spec's, else base.epochs."""
-        return self.pruner.max_resource or self.base.epochs
+        """Hyperband's max_resource: the epochs a trial trains."""
+        return self.base.epochs
+
+    def rungs(self) -> list[int]:
+        """Epochs where the most aggressive bracket may prune (before the last epoch).
+
+        Example:
+            >>> load_spec("studies/demo.yaml").rungs()  # doctest: +SKIP
+            [1, 3, 9]
+        """
+        if self.pruner.kind == "none":
+            return []
+        return rungs(self.pruner.min_resource, self.pruner.reduction_factor, self.base.epochs)
+
+    def describe_pruning(self) -> str:
+        """One line for create-study: the pruner, its rungs and the best it can save."""
+        p, epochs = self.pruner, self.base.epochs
+        if p.kind == "none":
+            return f"pruning: none (every trial trains {epochs} epochs)"
+        found = brackets(p.min_resource, p.reduction_factor, epochs, p.kind)
+        kind = (
+            f"Hyperband, {len(found)} brackets" if p.kind == "hyperband" else "successive halving"
+        )
+        saving = ideal_saving(p.min_resource, p.reduction_factor, epochs, p.kind)
+        return (
+            f"pruning: {kind}; rungs at epochs {', '.join(map(str, self.rungs()))} of {epochs} "
+            f"(keeping 1 in {p.reduction_factor}); at best {saving:.1f}x fewer epochs than "
+            "without pruning"
+        )
 
     def param_path(self, name: str) -> str:
         """The TrainConfig path a search-space name sets (``lr`` -> ``optimizer.lr``)."""
@@ -427,18 +466,19 @@ def _check_t_max(spec: StudySpec) -> None:
 
 
 def _check_pruner(spec: StudySpec) -> None:
-    """Hyperband: min_resource <= max_resource <= base.epochs."""
+    """max_resource is base.epochs; the first rung comes before the last epoch."""
     pruner, epochs = spec.pruner, spec.base.epochs
-    if pruner.max_resource is not None and pruner.max_resource > epochs:
+    if pruner.max_resource is not None and pruner.max_resource != epochs:
         raise SpecError(
-            f"pruner.max_resource ({pruner.max_resource}) must be at most base.epochs "
-            f"({epochs}): a trial reports once per epoch"
+            f"pruner.max_resource ({pruner.max_resource}) must be base.epochs ({epochs}): "
+            "Hyperband's max resource is the epochs a trial trains; leave it unset"
         )
-    if pruner.min_resource > spec.max_resource:
-        which = "pruner.max_resource" if pruner.max_resource is not None else "base.epochs"
+    if pruner.kind != "none" and pruner.min_resource >= epochs:
         raise SpecError(
-            f"pruner.min_resource ({pruner.min_resource}) must be at most {which} "
-            f"({spec.max_resource})"
+            f"pruner.min_resource ({pruner.min_resource}): the first rung is at epoch "
+            f"{pruner.min_resource}, at or past the last epoch (base.epochs={epochs}), and a "
+            "trial is never pruned at its last epoch; lower min_resource, or set "
+            "pruner.kind: none to sweep without pruning"
         )
 
 

@@ -59,9 +59,19 @@ def build_sampler(spec: StudySpec, worker_index: int = 0) -> optuna.samplers.TPE
     )
 
 
-def build_pruner(spec: StudySpec) -> optuna.pruners.HyperbandPruner:
-    """The Hyperband pruner the spec describes; resources are epochs."""
+def build_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
+    """The pruner the spec describes; resources are epochs, max_resource the epochs trained.
+
+    ``successive_halving`` is Hyperband's most aggressive bracket alone; ``none`` never
+    prunes.
+    """
     p = spec.pruner
+    if p.kind == "none":
+        return optuna.pruners.NopPruner()
+    if p.kind == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=p.min_resource, reduction_factor=p.reduction_factor
+        )
     return optuna.pruners.HyperbandPruner(
         min_resource=p.min_resource,
         max_resource=spec.max_resource,

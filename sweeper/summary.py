@@ -12,6 +12,7 @@ from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from sweeper.saving import PruningSaving, pruning_saving
 from sweeper.study import SPEC_ATTR, find_study_id
 
 __all__ = ["RunningTrial", "StudyStatus", "StudySummary", "list_studies", "study_status"]
@@ -56,6 +57,8 @@ class StudyStatus:
     best_number: int | None
     best_params: dict[str, Any]
     running: list[RunningTrial]
+    saving: PruningSaving | None = None
+    """What pruning saved so far; None for studies sweeper did not make."""
 
 
 def list_studies(storage: BaseStorage) -> list[StudySummary]:
@@ -79,7 +82,16 @@ def study_status(name: str, storage: BaseStorage) -> StudyStatus:
         best_number=None if best is None else best.number,
         best_params={} if best is None else dict(best.params),
         running=running,
+        saving=_saving(trials, storage.get_study_user_attrs(find_study_id(name, storage))),
     )
+
+
+def _saving(trials: list[FrozenTrial], study_attrs: dict[str, Any]) -> PruningSaving | None:
+    """Pruning's saving, with the epochs a trial trains read from the stored spec."""
+    spec = study_attrs.get(SPEC_ATTR)
+    base = spec.get("base") if isinstance(spec, dict) else None
+    epochs = base.get("epochs") if isinstance(base, dict) else None
+    return pruning_saving(trials, epochs) if isinstance(epochs, int) else None
 
 
 def _trials(name: str, storage: BaseStorage) -> list[FrozenTrial]:

@@ -106,13 +106,21 @@ INVALID = {
         changed({("search_space", "T_max", "high"): 13}),
         "search_space.T_max: T_max.high (13) must be at most 2 × base.epochs (12)",
     ),
-    "max_resource beyond epochs": (
-        changed({("pruner", "max_resource"): 8}),
-        "pruner.max_resource (8) must be at most base.epochs (6)",
+    "max_resource other than epochs": (
+        changed({("pruner", "max_resource"): 3}),
+        "pruner.max_resource (3) must be base.epochs (6)",
     ),
-    "min_resource beyond max_resource": (
-        changed({("pruner", "min_resource"): 4, ("pruner", "max_resource"): 3}),
-        "pruner.min_resource (4) must be at most pruner.max_resource (3)",
+    "first rung at the last epoch": (
+        changed({("pruner", "min_resource"): 6}),
+        "pruner.min_resource (6): the first rung is at epoch 6, at or past the last epoch",
+    ),
+    "first rung past the last epoch, successive halving": (
+        changed({("pruner", "min_resource"): 7, ("pruner", "kind"): "successive_halving"}),
+        "pruner.min_resource (7): the first rung is at epoch 7",
+    ),
+    "unknown pruner kind": (
+        changed({("pruner", "kind"): "median"}),
+        "pruner.kind: Input should be 'hyperband', 'successive_halving' or 'none'",
     ),
     "holdout gap without a holdout": (
         changed({("base", "data", "holdout_fraction"): 0.0}),
@@ -207,6 +215,7 @@ def test_create_study_prints_the_study_and_what_to_run_next(
     assert result.exit_code == 0, result.output
     assert f"study {study_name} ready in {storage_url}" in result.stdout
     assert f"sweeper worker --study {study_name} --storage '{storage_url}'" in result.stdout
+    assert "pruning: Hyperband, 2 brackets; rungs at epochs 1, 3 of 6" in result.stdout
     assert "warning: search_space.T_max: T_max can be 5..7 while base.epochs is 6" in result.stderr
     assert study_name in optuna.get_all_study_names(open_storage(storage_url))
 

@@ -7,9 +7,11 @@ import math
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pytest
 import yaml
 
+from sweeper.brackets import brackets, ideal_saving
 from sweeper.errors import SpecError
 from sweeper.spec import SCHEMA_VERSION, StudySpec, load_spec, parse_spec
 from trainer_core.config import TrainConfig
@@ -224,6 +226,44 @@ def test_max_resource_defaults_to_epochs() -> None:
     spec = parse_spec(data)
     assert spec.pruner.max_resource is None
     assert spec.max_resource == spec.base.epochs
+
+
+@pytest.mark.parametrize(
+    ("pruner", "epochs", "rungs"),
+    [
+        ({"min_resource": 1, "reduction_factor": 3}, 20, [1, 3, 9]),
+        ({"min_resource": 1, "reduction_factor": 3}, 9, [1, 3]),  # 9 is the last epoch
+        ({"min_resource": 2, "reduction_factor": 2}, 9, [2, 4, 8]),
+        ({"kind": "none", "min_resource": 9}, 9, []),  # no pruning: any first rung
+    ],
+)
+def test_rungs_stop_before_the_last_epoch(
+    pruner: dict[str, Any], epochs: int, rungs: list[int]
+) -> None:
+    data = demo_data()
+    data["pruner"] = pruner
+    data["base"]["epochs"] = epochs
+    data["search_space"]["T_max"] = {"low": 1, "high": epochs}
+    assert parse_spec(data).rungs() == rungs
+
+
+@pytest.mark.parametrize(("min_resource", "rf", "epochs"), [(1, 3, 9), (1, 3, 27), (2, 2, 20)])
+def test_bracket_arithmetic_matches_optuna(min_resource: int, rf: int, epochs: int) -> None:
+    pruner = optuna.pruners.HyperbandPruner(min_resource, epochs, rf)
+    study = optuna.create_study(pruner=pruner)
+    pruner._try_initialization(study)
+    found = brackets(min_resource, rf, epochs)
+    assert len(found) == pruner._n_brackets
+    assert [b.share for b in found] == pruner._trial_allocation_budgets
+    assert [p._min_early_stopping_rate for p in pruner._pruners] == [b.index for b in found]
+
+
+def test_ideal_saving_of_the_brackets() -> None:
+    # epochs 9, r 1, η 3: brackets [1, 3] (9 trials, 1 + 2/3 + 6/9 epochs), [3] (5 trials,
+    # 3 + 6/3), [] (3 trials, 9): (9·7/3 + 5·5 + 3·9) / 17 = 73/17 epochs a trial.
+    assert ideal_saving(1, 3, 9) == pytest.approx(9 / (73 / 17))
+    assert ideal_saving(1, 3, 9, "successive_halving") == pytest.approx(9 / (7 / 3))
+    assert ideal_saving(1, 3, 9, "none") == 1.0
 
 
 def test_defaults_of_the_optional_sections() -> None:
