@@ -103,7 +103,8 @@ def checkpoint_dir(ctx: WorkerContext, trial: optuna.Trial) -> Path:
 
 
 def trial_config(spec: StudySpec, params: dict[str, Any], ctx: WorkerContext) -> TrainConfig:
-    """The spec's base config with ``params`` set, data under this node's root."""
+    """The spec's base config with ``params`` set, data and weight files under this node's
+    root (``model.weights`` and ``model.init_checkpoint`` live on the data mount too)."""
     cfg = spec.train_config(params)
     data = cfg.data
     if ctx.data_root is not None:
@@ -112,6 +113,8 @@ def trial_config(spec: StudySpec, params: dict[str, Any], ctx: WorkerContext) ->
         # The gap is measured on training images; a holdout would go unused.
         data = data.model_copy(update={"holdout": None, "holdout_fraction": 0.0})
     update: dict[str, Any] = {"data": data}
+    if ctx.data_root is not None:
+        update["model"] = cfg.model.with_root(ctx.data_root)
     if ctx.device is not None:
         update["device"] = ctx.device
     return cfg.model_copy(update=update)

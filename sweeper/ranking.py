@@ -21,7 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweeper.attrs import FAIL_REASON_ATTR
 from sweeper.errors import StudyError
-from sweeper.promote import PROMOTED_FROM_ATTR
+from sweeper.promote import CHECKPOINT_ATTR, PROMOTED_FROM_ATTR
 from sweeper.saving import PruningSaving, pruning_saving
 from sweeper.scoring import penalized_score
 from sweeper.spec import StudySpec
@@ -214,6 +214,17 @@ def export_best(
         f"score {a['score']:.4f}  best epoch {a.get('best_epoch')}",
         f"retrain: sweeper train {path.name}",
     ]
+    checkpoint = a.get(CHECKPOINT_ATTR)
+    if isinstance(checkpoint, str):
+        best_pt = (
+            f"{checkpoint}/best.pt"
+            if Path(checkpoint).is_absolute()
+            else (f"ARTIFACTS/{checkpoint}/best.pt")
+        )
+        header.append(
+            f"its weights: {best_pt} (ARTIFACTS: the workers' --artifacts); fine-tune from them: "
+            f"sweeper train {path.name} --set model.init_checkpoint={best_pt}"
+        )
     body = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
     path.write_text("".join(f"# {line}\n" for line in header) + body)
     return trial

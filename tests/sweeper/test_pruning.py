@@ -14,6 +14,7 @@ from typing import Any
 
 import optuna
 import pytest
+import torch
 from optuna.trial import TrialState
 from tiny_sweep import make_data, tiny_spec
 from typer.testing import CliRunner
@@ -22,10 +23,12 @@ from storage import open_artifact_store, open_storage
 from sweeper.cli import app
 from sweeper.objective import Objective, TrialFailed, WorkerContext
 from sweeper.promote import PROMOTED_AT_ATTR, PROMOTED_FROM_ATTR, promote_trial
-from sweeper.ranking import rank_study
+from sweeper.ranking import export_best, rank_study
 from sweeper.saving import pruning_saving
 from sweeper.spec import parse_spec
 from sweeper.study import create_study, load_study
+from trainer_core.config import load_train_config
+from trainer_core.model import build_model
 
 runner = CliRunner()
 ARMS = 3
@@ -169,3 +172,22 @@ def test_saving_of_pruned_trials_against_full_length() -> None:
     saving = pruning_saving(trials, epochs=9)
     assert (saving.trials, saving.pruned, saving.trained, saving.unpruned) == (4, 2, 19, 33)
     assert saving.ratio == pytest.approx(33 / 19)
+
+
+def test_the_exported_winner_and_its_best_pt_fine_tune_with_no_editing(
+    promoted: tuple[Path, str, optuna.Study], tmp_path: Path
+) -> None:
+    root, _, study = promoted
+    spec = parse_spec(_spec("promote", 4))
+    exported = tmp_path / "best.yaml"
+    winner = export_best(study, spec, exported)
+    text = exported.read_text()
+    best_pt = f"ARTIFACTS/{winner.user_attrs['checkpoint_dir']}/best.pt"
+    assert f"--set model.init_checkpoint={best_pt}" in text
+    path = str(root / "artifacts" / best_pt.removeprefix("ARTIFACTS/"))
+    cfg = load_train_config(exported, [f"model.init_checkpoint={path}"])
+    saved = torch.load(path, weights_only=True)["model"]
+    model = build_model(cfg.model)
+    torch.testing.assert_close(
+        model.state_dict()["neck.lateral.0.weight"], saved["neck.lateral.0.weight"]
+    )
