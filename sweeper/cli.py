@@ -42,6 +42,7 @@ from sweeper.errors import SpecError, StudyError
 from sweeper.spec import load_spec
 from sweeper.study import create_study, delete_study, load_study
 from sweeper.summary import STATES, StudyStatus, StudySummary, list_studies, study_status
+from sweeper.tables import Column, fit_table, print_fitted
 from trainer_core.errors import ConfigError, DataError
 
 __all__ = ["BAD_INPUT", "EXIT_BAD_INPUT", "EXIT_FAILED", "app", "command", "main"]
@@ -193,14 +194,15 @@ def studies_cmd(storage: StorageOption = None) -> None:
     if not summaries:
         out.print(f"no studies in {redact(url)}", markup=False, soft_wrap=True)
         return
-    table = Table(title=redact(url), title_justify="left")
-    table.add_column("study")
-    for state in STATES:
-        table.add_column(state.name.lower(), justify="right")
-    table.add_column("best", justify="right")
-    for s in summaries:
-        table.add_row(s.name, *(str(s.counts[state]) for state in STATES), _value(s.best_value))
-    out.print(table)
+    columns = [
+        Column("study", [s.name for s in summaries], justify="left", required=True),
+        *(
+            Column(state.name.lower(), [str(s.counts[state]) for s in summaries], required=True)
+            for state in STATES
+        ),
+        Column("best", [_value(s.best_value) for s in summaries], required=True),
+    ]
+    print_fitted(out, fit_table(columns, out.width, redact(url)))
 
 
 @command("status")
@@ -337,6 +339,9 @@ def rank_cmd(
     ] = None,
     by: SortOption = "score",
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+    wide: Annotated[
+        bool, typer.Option("--wide", help="every column, however wide (default: what fits)")
+    ] = False,
 ) -> None:
     """Completed trials by penalized score; then the pruned (with their epoch) and the failed."""
     from sweeper.ranking import rank_study
@@ -352,7 +357,7 @@ def rank_cmd(
     else:
         from sweeper.report import print_ranking
 
-        print_ranking(ranking, out, top)
+        print_ranking(ranking, out, top, wide=wide)
 
 
 @command("export-best")
@@ -491,18 +496,16 @@ def _print_status(status: StudyStatus) -> None:
     if not status.running:
         out.print("running: none")
         return
-    running = Table(title="running", title_justify="left")
-    for column in ("trial", "host", "device", "worker", "epoch", "started"):
-        running.add_column(column)
-    for r in status.running:
-        started = r.started.strftime("%Y-%m-%d %H:%M:%S") if r.started else None
-        running.add_row(
-            str(r.number),
-            *(v or "-" for v in (r.host, r.device, r.worker_id)),
-            "-" if r.last_epoch is None else str(r.last_epoch),
-            started or "-",
-        )
-    out.print(running)
+    rows = status.running
+    columns = [
+        Column("trial", [str(r.number) for r in rows], required=True),
+        Column("epoch", ["-" if r.last_epoch is None else str(r.last_epoch) for r in rows]),
+        Column("worker", [r.worker_id or "-" for r in rows], justify="left"),
+        Column("device", [r.device or "-" for r in rows], justify="left"),
+        Column("started", [f"{r.started:%m-%d %H:%M:%S}" if r.started else "-" for r in rows]),
+        Column("host", [r.host or "-" for r in rows], justify="left"),
+    ]
+    print_fitted(out, fit_table(columns, out.width, "running"), hint="a wider terminal shows them")
 
 
 def _value(v: Any) -> str:

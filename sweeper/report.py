@@ -1,70 +1,72 @@
-"""Rich tables for ``sweeper rank`` (and the demo's closing ranking)."""
+"""Rich tables for ``sweeper rank`` (and the demo's closing ranking), readable at 80 columns.
+
+H-means, precision, recall and gaps are printed in percentage points (``96.60``, ``+0.44``),
+the way the team talks about them; the columns that matter come first and the rest are named
+when the terminal is too narrow for them (``--wide`` shows every column).
+"""
 
 from __future__ import annotations
 
 from rich.console import Console
-from rich.table import Table
 
 from sweeper.ranking import Ranking
+from sweeper.tables import Column, compact, fit_table, percent, print_fitted
 
 __all__ = ["print_ranking"]
 
 
-def _param(value: object) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
+def _param_columns(names: list[str], rows: list) -> list[Column]:
+    return [Column(name, [compact(r.params.get(name, "-")) for r in rows]) for name in names]
 
 
-def print_ranking(ranking: Ranking, console: Console, top: int | None = 10) -> None:
-    """Completed trials ranked, then pruned trials, then failure counts."""
+def print_ranking(
+    ranking: Ranking, console: Console, top: int | None = 10, wide: bool = False
+) -> None:
+    """Completed trials ranked, then pruned trials, then failure counts.
+
+    Args:
+        ranking: from :func:`sweeper.ranking.rank_study`.
+        console: where to print; its width decides which columns fit.
+        top: completed trials to show (None: all).
+        wide: every column, however wide the table gets.
+    """
+    width = None if wide else console.width
     names = sorted({k for t in ranking.completed + ranking.pruned for k in t.params})  # type: ignore[operator]
     sort = "score" if ranking.by == "score" else "val H-mean"
     title = (
-        f"{ranking.study}: completed trials by {sort} "
-        f"(score = val H - {ranking.penalty:g} x max(0, gap - {ranking.tolerance:g}))"
+        f"{ranking.study} by {sort}: "
+        f"score = val H - {ranking.penalty:g} x max(0, gap - {100 * ranking.tolerance:g}) (in %)"
     )
-    table = Table(title=title)
-    for column in [
-        "#",
-        "trial",
-        *names,
-        "val P",
-        "val R",
-        "val H",
-        "gap-split H",
-        "gap",
-        "score",
-        "epochs",
-    ]:
-        table.add_column(column, justify="right")
-    for rank, t in enumerate(ranking.completed[:top], 1):
-        table.add_row(
-            str(rank),
-            str(t.number),
-            *(_param(t.params.get(n)) for n in names),
-            f"{t.val_precision:.4f}",
-            f"{t.val_recall:.4f}",
-            f"{t.val_hmean:.4f}",
-            f"{t.gap_hmean:.4f}",
-            f"{t.gap:+.4f}",
-            f"[bold]{t.score:.4f}[/bold]",
-            str(t.epochs),
-        )
-    # Wide enough for every column when the output is a file or a pipe (rich assumes 80).
-    width = max(console.width, 150)
-    console.print(table, width=width)
+    done = ranking.completed[:top]
+    columns = [
+        Column("#", [str(i) for i in range(1, len(done) + 1)], required=True),
+        Column("trial", [str(t.number) for t in done], required=True),
+        Column("score", [percent(t.score) for t in done], required=True, style="bold"),
+        Column("val H", [percent(t.val_hmean) for t in done]),
+        Column("gap", [percent(t.gap, signed=True) for t in done]),
+        *_param_columns(names, done),
+        Column("epochs", [str(t.epochs) for t in done]),
+        Column("val P", [percent(t.val_precision) for t in done]),
+        Column("val R", [percent(t.val_recall) for t in done]),
+        Column("gap-split H", [percent(t.gap_hmean) for t in done]),
+    ]
+    if done:
+        print_fitted(console, fit_table(columns, width, title))
+    else:
+        console.print(f"{ranking.study}: no completed trial yet", markup=False)
     if ranking.pruned:
-        pruned = Table(title=f"pruned by Hyperband ({len(ranking.pruned)})")
-        for column in ["trial", *names, "stopped at epoch", "last val H"]:
-            pruned.add_column(column, justify="right")
-        for p in ranking.pruned:
-            last = "-" if p.last_hmean is None else f"{p.last_hmean:.4f}"
-            pruned.add_row(
-                str(p.number), *(_param(p.params.get(n)) for n in names), str(p.epoch), last
-            )
-        console.print(pruned, width=width)
+        pruned = ranking.pruned
+        columns = [
+            Column("trial", [str(p.number) for p in pruned], required=True),
+            Column("stopped at epoch", [str(p.epoch) for p in pruned], required=True),
+            Column("last val H", [percent(p.last_hmean) for p in pruned]),
+            *_param_columns(names, pruned),
+        ]
+        title = f"pruned by Hyperband ({len(pruned)})"
+        print_fitted(console, fit_table(columns, width, title))
     if ranking.failed:
         console.print(f"failed trials: {sum(ranking.failed.values())}")
         for reason, count in ranking.failed.most_common():
-            console.print(f"  {count} x {reason}")
+            console.print(f"  {count} x {reason}", markup=False)
     if ranking.running:
         console.print(f"still running: {ranking.running}")

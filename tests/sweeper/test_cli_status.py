@@ -48,9 +48,24 @@ def test_status_shows_counts_best_and_running_trials(storage_url: str, study_nam
     assert (
         "best: trial 0, value 0.8125 (lr=0.001, weight_decay=0.0001, T_max=6, eta_min=1e-05)" in out
     )
-    row = next(line for line in out.splitlines() if "gpu-node-7:3" in line)
-    cells = [c.strip() for c in row.split("│")[1:-1]]
-    assert cells[:5] == ["2", "gpu-node-7", "cuda:3", "gpu-node-7:3", "2"]  # trial .. epoch
+    row = next(line for line in out.splitlines() if "gpu-node-7:3" in line).split()
+    assert row[:4] == ["2", "2", "gpu-node-7:3", "cuda:3"]  # trial, epoch, worker, device
+    assert row[-1] == "gpu-node-7"
+
+
+def test_status_reads_in_80_columns(storage_url: str, study_name: str) -> None:
+    sweep_in_progress(storage_url, study_name)
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(
+        app, ["status", study_name, "--storage", storage_url]
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()  # sentences soft-wrap (the terminal wraps them)
+    assert "…" not in result.stdout
+    counts = lines.index(next(line for line in lines if "running" in line and "fail" in line))
+    running = lines.index(next(line for line in lines if line.startswith("running ")))
+    row = next(i for i, line in enumerate(lines) if "gpu-node-7:3" in line)
+    assert all(len(line) <= 80 for line in lines[counts - 1 : counts + 4] + lines[running:row])
+    assert lines[row].split()[:4] == ["2", "2", "gpu-node-7:3", "cuda:3"]
 
 
 def test_studies_lists_counts_by_state(sqlite_url: str) -> None:
@@ -61,7 +76,7 @@ def test_studies_lists_counts_by_state(sqlite_url: str) -> None:
     rows = {
         cells[0]: cells[1:]
         for line in result.stdout.splitlines()
-        if (cells := [c.strip() for c in line.split("│")[1:-1]]) and cells[0] in ("alpha", "beta")
+        if (cells := line.split()) and cells[0] in ("alpha", "beta")
     }
     # running, waiting, complete, pruned, fail, best
     assert rows == {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -9,10 +10,12 @@ import optuna
 import pytest
 import yaml
 from optuna.distributions import FloatDistribution, IntDistribution
+from rich.console import Console
 from tiny_sweep import make_data, sweeper, tiny_spec
 
 from storage import open_storage
 from sweeper.ranking import export_best, rank_study
+from sweeper.report import print_ranking
 from sweeper.spec import parse_spec
 from sweeper.study import create_study
 
@@ -87,6 +90,61 @@ def test_pruned_and_failed_stay_visible(built) -> None:
     ranking = rank_study(study, spec)
     assert [(p.number, p.epoch, p.last_hmean) for p in ranking.pruned] == [(2, 2, 0.5)]
     assert ranking.failed == {"non-finite loss": 1}
+
+
+def _rendered(ranking, width: int, wide: bool = False) -> str:
+    console = Console(width=width, file=io.StringIO(), color_system=None, force_terminal=False)
+    print_ranking(ranking, console, wide=wide)
+    return console.file.getvalue()
+
+
+def _row(text: str, first: str, second: str) -> list[str]:
+    """The cells of the table row whose first two cells are ``first`` and ``second``."""
+    return next(line.split() for line in text.splitlines() if line.split()[:2] == [first, second])
+
+
+def test_ranking_reads_in_80_columns(built) -> None:
+    study, spec, _ = built
+    text = _rendered(rank_study(study, spec), 80)
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    # rank, trial, score, val H, gap (percentage points), then the four parameters.
+    assert _row(text, "1", "1") == [
+        "1",
+        "1",
+        "96.00",
+        "96.00",
+        "+0.20",
+        "2",
+        "1e-6",
+        "5e-4",
+        "1e-4",
+    ]
+    assert _row(text, "2", "0")[2:5] == ["94.10", "96.60", "+3.00"]
+    assert "not shown: epochs, val P, val R, gap-split H (--wide shows them)" in text
+    assert _row(text, "2", "2") == ["2", "2", "50.00", "2", "1e-6", "1e-4", "1e-4"]
+    assert "1 x non-finite loss" in text
+
+
+def test_ranking_wide_shows_every_column_and_narrow_keeps_the_score(built) -> None:
+    study, spec, _ = built
+    wide = _rendered(rank_study(study, spec), 80, wide=True)
+    assert "not shown" not in wide and "gap-split H" in wide and "val R" in wide
+    assert _row(wide, "1", "1")[-3:] == ["96.00", "96.00", "95.80"]
+    narrow = _rendered(rank_study(study, spec), 40)
+    assert "…" not in narrow
+    assert max(len(line) for line in narrow.splitlines()) <= 40
+    assert _row(narrow, "1", "1")[:3] == ["1", "1", "96.00"]
+
+
+def test_rank_cli_table_at_80_columns(built, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, _, url = built
+    monkeypatch.setenv("COLUMNS", "80")
+    result = sweeper("rank", "ranked", "--storage", url)
+    assert result.returncode == 0, result.stderr
+    assert "…" not in result.stdout
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    assert _row(result.stdout, "1", "1")[2] == "96.00"
 
 
 def test_rank_cli_json_and_csv(built) -> None:

@@ -1,0 +1,120 @@
+"""Tables that fit the terminal: the columns that matter first, never a cell cut short.
+
+Rich shrinks columns that do not fit and cuts their cells to ``0.…``. Here a table is
+built from columns in order of importance; a column joins only if it fits whole in the
+width left, and the caller names the ones left out (``--wide`` shows them all).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+__all__ = ["Column", "FittedTable", "compact", "fit_table", "percent", "print_fitted"]
+
+_PAD = 3  # a space either side of every cell and one between columns (box.SIMPLE_HEAD)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: its header, its cells as text, and whether it may be left out."""
+
+    header: str
+    cells: Sequence[str]
+    justify: str = "right"
+    required: bool = False
+    style: str | None = None
+
+    @property
+    def width(self) -> int:
+        return max([len(self.header), *(len(c) for c in self.cells)])
+
+
+@dataclass(frozen=True)
+class FittedTable:
+    """A table, the headers of the columns left out of it, and the width it needs."""
+
+    table: Table
+    left_out: list[str]
+    width: int
+
+
+def fit_table(
+    columns: Sequence[Column], width: int | None, title: str | None = None
+) -> FittedTable:
+    """A table of the columns that fit in ``width`` characters, in their given order.
+
+    Args:
+        columns: most important first; ``required`` ones are always shown.
+        width: the characters available (a console's width); None shows every column.
+        title: shown above the table, wrapped to the width.
+
+    Returns:
+        The table, the headers of the columns left out, and the width the table needs.
+    """
+    # n columns take their widths plus _PAD each, less the one separator they do not need.
+    required = sum(c.width + _PAD for c in columns if c.required)
+    room = math.inf if width is None else width + _PAD - required
+    shown, left_out = [], []
+    for column in columns:
+        if column.required:
+            shown.append(column)
+        elif column.width + _PAD <= room:
+            shown.append(column)
+            room -= column.width + _PAD
+        else:
+            left_out.append(column.header)
+    table = Table(
+        title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title_justify="left"
+    )
+    for column in shown:
+        # fold, not ellipsis: on a terminal narrower than the required columns a cell wraps.
+        table.add_column(
+            column.header,
+            justify=column.justify,  # type: ignore[arg-type]
+            style=column.style,
+            overflow="fold",
+        )
+    for row in zip(*(c.cells for c in shown), strict=True):
+        table.add_row(*(Text(cell) for cell in row))  # cells are data, never markup
+    return FittedTable(table, left_out, sum(c.width + _PAD for c in shown) - _PAD)
+
+
+def print_fitted(console: Console, fitted: FittedTable, hint: str = "--wide shows them") -> None:
+    """Print at the width the table needs (wider than the console only with every column),
+    then name the columns left out."""
+    width = console.width
+    console.width = max(width, fitted.width)  # rich clamps print(width=...) to the console's
+    try:
+        console.print(fitted.table)
+    finally:
+        console.width = width
+    if fitted.left_out:
+        console.print(
+            f"  not shown: {', '.join(fitted.left_out)} ({hint})",
+            markup=False,
+            highlight=False,
+        )
+
+
+def percent(value: float | None, signed: bool = False) -> str:
+    """An H-mean, precision or recall as percentage points with two decimals: ``96.60``."""
+    if value is None or math.isnan(value):
+        return "-"
+    return f"{100 * value:+.2f}" if signed else f"{100 * value:.2f}"
+
+
+def compact(value: object) -> str:
+    """A parameter value in at most 7 characters where it can be: ``3.85e-4``, ``0.25``, ``22``."""
+    if not isinstance(value, float):
+        return str(value)
+    if value == 0 or 1e-2 <= abs(value) < 1e4:
+        return f"{value:.3g}"
+    mantissa, exponent = f"{value:.2e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
