@@ -22,6 +22,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from storage import ENV_VAR, resolve_url
 
@@ -119,14 +120,17 @@ class ChildState:
                 self.note = "done"
 
     def line(self) -> str:
+        """Live status, short enough for 80 columns: ``#0 cpu  trial 12  epoch 7  val H 81.23
+        training`` (a long failure reason wraps)."""
         with self.lock:
-            hmean = "-" if self.hmean is None else f"{self.hmean:.4f}"
-            trial = "-" if self.trial is None else str(self.trial)
-            epoch = "-" if self.epoch is None else str(self.epoch)
-            return (
-                f"worker {self.slot.index} ({self.slot.label}): trial {trial} epoch {epoch} "
-                f"H-mean {hmean}  [{self.note}]"
-            )
+            parts = [f"#{self.slot.index} {self.slot.label}"]
+            if self.trial is not None:
+                parts.append(f"trial {self.trial}")
+            if self.epoch is not None:
+                parts.append(f"epoch {self.epoch}")
+            if self.hmean is not None:
+                parts.append(f"val H {100 * self.hmean:.2f}")
+            return "  ".join([*parts, self.note])
 
 
 def _read_status(child: ChildState, stream: Any) -> None:
@@ -140,7 +144,7 @@ def _read_status(child: ChildState, stream: Any) -> None:
 def _table(children: list[ChildState]) -> Table:
     table = Table(show_header=False, box=None)
     for child in children:
-        table.add_row(child.line())
+        table.add_row(Text(child.line()))  # notes are data, never markup
     return table
 
 

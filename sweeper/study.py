@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from typing import Any
 
 import optuna
-from optuna.exceptions import DuplicatedStudyError
+from optuna.exceptions import DuplicatedStudyError, ExperimentalWarning
 from optuna.storages import BaseStorage
 
 from sweeper.errors import StudyError
@@ -21,6 +22,7 @@ from sweeper.spec import SCHEMA_VERSION, StudySpec, parse_spec
 
 __all__ = [
     "BASELINE_ATTR",
+    "METRIC_NAME",
     "SCHEMA_ATTR",
     "SPEC_ATTR",
     "build_pruner",
@@ -34,6 +36,8 @@ __all__ = [
 
 SPEC_ATTR = "sweeper.spec"
 SCHEMA_ATTR = "sweeper.schema_version"
+METRIC_NAME = "score"
+"""The objective's name in optuna-dashboard: the trial's value is its penalized score."""
 BASELINE_ATTR = "baseline"
 """Trial user attribute on enqueued baselines: their index in ``spec.baselines``."""
 
@@ -105,6 +109,9 @@ def create_study(spec: StudySpec, storage: BaseStorage, exist_ok: bool = False) 
     except DuplicatedStudyError as e:
         return _existing(spec, storage, exist_ok, e)
     try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)  # experimental in optuna 5
+            study.set_metric_names([METRIC_NAME])  # the dashboard's name for the objective
         study.set_user_attr(SCHEMA_ATTR, SCHEMA_VERSION)
         for i, params in enumerate(spec.baselines):
             study.enqueue_trial(params, user_attrs={BASELINE_ATTR: i})

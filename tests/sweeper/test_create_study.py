@@ -40,6 +40,7 @@ def test_created_study_reads_back_the_spec(storage_url: str, study_name: str) ->
     study, stored = load_study(study_name, open_storage(storage_url))  # as a worker would
     assert stored == spec
     assert study.direction == optuna.study.StudyDirection.MAXIMIZE
+    assert study.metric_names == ["score"]  # optuna-dashboard's label, not "Objective 0"
     assert study.user_attrs[SCHEMA_ATTR] == SCHEMA_VERSION
     assert study.user_attrs[SPEC_ATTR] == spec.model_dump(mode="json")
     assert isinstance(study.sampler, optuna.samplers.TPESampler)
