@@ -9,6 +9,7 @@ app. Screenshots land in the test's tmp dir (their paths are printed; ``pytest -
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -219,6 +220,11 @@ def test_trial_table_shows_user_attributes(
     WebDriverWait(browser, WAIT_S).until(
         lambda d: all(h in _page_text(d) for h in headers), "no user-attribute columns"
     )
+    # The objective carries its name, not optuna-dashboard's "Objective 0".
+    assert "Objective 0" not in _page_text(browser)
+    meta = f"{dashboard}/api/studies/{finished_study['study_id']}?after=0"
+    with urllib.request.urlopen(meta, timeout=10) as response:
+        assert json.load(response)["objective_names"] == ["score"]
     table = browser.find_element(By.TAG_NAME, "table")
     rows = {
         row.find_element(By.TAG_NAME, "td").text: row.text
