@@ -55,7 +55,7 @@ def _worker(url: str, name: str, trials: int, epoch_s: float, beat_s: int, index
     with tempfile.TemporaryDirectory() as tmp:
         ctx = WorkerContext(name, Path(tmp), f"bench/{index}")
         beat = HeartbeatSettings(interval=beat_s, grace_period=beat_s * 10)
-        run_worker(name, url, ctx, WorkerLimits(n_trials=trials), beat, worker_index=index)
+        run_worker(name, url, ctx, WorkerLimits(n_trials=trials), beat)
 
 
 def _count(admin, database: str) -> int:

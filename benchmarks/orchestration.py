@@ -87,7 +87,7 @@ def noop_fit(config: TrainConfig, *, on_epoch_end=None, on_step=None, resume=Fal
 
 
 def _bare_loop(url: str, name: str, n_trials: int, index: int) -> None:
-    study, spec = load_study(name, open_storage(url), worker_index=index)
+    study, spec = load_study(name, open_storage(url), worker_id=f"bench/{index}")
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest_params(trial, spec)
@@ -108,7 +108,7 @@ def _sweeper_loop(url: str, name: str, n_trials: int, index: int) -> None:
     objective_module.Objective._upload_pictures = lambda *args: None
     with tempfile.TemporaryDirectory() as tmp:
         ctx = WorkerContext(name, Path(tmp), f"bench/{index}")
-        run_worker(name, url, ctx, WorkerLimits(n_trials=n_trials), worker_index=index)
+        run_worker(name, url, ctx, WorkerLimits(n_trials=n_trials))
 
 
 def _process(kind: str, url: str, name: str, n_trials: int, index: int, go, times) -> None:

@@ -12,6 +12,7 @@ from storage._attrs import set_trial_user_attrs
 from storage._errors import StorageError
 from storage._heartbeat import HeartbeatSettings
 from storage._open import CONNECTIONS_PER_PROCESS, SCHEMES, close_storage, open_storage
+from storage._outage import STORAGE_WAIT_S, TRANSIENT_ERRORS, Backoff, StorageUnavailable
 from storage._proxy import run_proxy
 from storage._url import DEFAULT_URL, ENV_VAR, redact, resolve_url, scrub
 
@@ -20,8 +21,12 @@ __all__ = [
     "DEFAULT_URL",
     "ENV_VAR",
     "SCHEMES",
+    "STORAGE_WAIT_S",
+    "TRANSIENT_ERRORS",
+    "Backoff",
     "HeartbeatSettings",
     "StorageError",
+    "StorageUnavailable",
     "close_storage",
     "open_artifact_store",
     "open_storage",

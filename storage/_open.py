@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import warnings
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,6 +44,7 @@ def open_storage(
     heartbeat: bool = False,
     settings: HeartbeatSettings = HeartbeatSettings(),  # noqa: B008 (frozen, shared safely)
     connect_timeout: float = 10.0,
+    create: bool = True,
 ) -> BaseStorage:
     """Open the Optuna storage behind a URL, or raise :class:`StorageError` in one line.
 
@@ -65,6 +67,9 @@ def open_storage(
             died (workers want this; short-lived commands do not).
         settings: heartbeat interval, grace period and retry limit.
         connect_timeout: seconds to wait for a database server or proxy to answer.
+        create: make a SQLite file that is not there yet. Commands that only read (or
+            act on studies that must exist) pass False, so a mistyped path is an error
+            instead of a new empty database.
 
     Returns:
         A storage to pass to ``optuna.create_study`` / ``optuna.load_study``.
@@ -95,7 +100,24 @@ def open_storage(
                 redact(url),
             )
         return _open_grpc(url, connect_timeout)
+    if scheme == "sqlite" and not create:
+        _check_sqlite_exists(url)
     return _open_rdb(url, scheme, heartbeat, settings, connect_timeout)
+
+
+def _check_sqlite_exists(url: str) -> None:
+    """StorageError unless the SQLite file behind ``url`` exists (or is in memory)."""
+    try:
+        path = make_url(url).database
+    except sqlalchemy.exc.ArgumentError as e:
+        raise StorageError(f"storage {redact(url)}: not a valid SQLite URL ({e})") from e
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    if not Path(path).is_file():
+        raise StorageError(
+            f"storage {redact(url)}: no SQLite file at {Path(path).resolve()}; check the path "
+            "(sweeper create-study makes the file)"
+        )
 
 
 def _open_rdb(

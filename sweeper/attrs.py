@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["FAIL_REASON_ATTR", "INTERRUPTED_ATTR"]
+__all__ = ["FAIL_REASON_ATTR", "INTERRUPTED_ATTR", "OVER_BUDGET_ATTR"]
 
 FAIL_REASON_ATTR = "fail_reason"
 """Why a trial failed (non-finite loss, out of memory at batch 1, bad data, reaped)."""
 
 INTERRUPTED_ATTR = "interrupted"
 """Set on a trial stopped by a signal; the worker re-queues it to resume elsewhere."""
+
+OVER_BUDGET_ATTR = "over_budget"
+"""Set on a trial started after the budget was spent elsewhere: given back, never trained."""

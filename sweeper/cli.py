@@ -31,6 +31,7 @@ from rich.table import Table
 
 from storage import (
     CONNECTIONS_PER_PROCESS,
+    STORAGE_WAIT_S,
     HeartbeatSettings,
     StorageError,
     close_storage,
@@ -39,6 +40,8 @@ from storage import (
     resolve_url,
 )
 from sweeper.errors import SpecError, StudyError
+from sweeper.exits import EXIT_BAD_INPUT, EXIT_FAILED
+from sweeper.paths import remove_study_files, study_key
 from sweeper.spec import load_spec
 from sweeper.study import create_study, delete_study, load_study
 from sweeper.summary import STATES, StudyStatus, StudySummary, list_studies, study_status
@@ -47,8 +50,6 @@ from trainer_core.errors import ConfigError, DataError
 
 __all__ = ["BAD_INPUT", "EXIT_BAD_INPUT", "EXIT_FAILED", "app", "command", "main"]
 
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
 BAD_INPUT: tuple[type[BaseException], ...] = (
     ConfigError,
     DataError,
@@ -190,7 +191,7 @@ def create_study_cmd(
 def studies_cmd(storage: StorageOption = None) -> None:
     """List the studies in a storage with their trial counts."""
     url = resolve_url(storage)
-    summaries = list_studies(open_storage(url))
+    summaries = list_studies(open_storage(url, create=False))
     if not summaries:
         out.print(f"no studies in {redact(url)}", markup=False, soft_wrap=True)
         return
@@ -209,7 +210,7 @@ def studies_cmd(storage: StorageOption = None) -> None:
 def status_cmd(study: StudyArg, storage: StorageOption = None) -> None:
     """Show one study: trials by state, the best so far, the running trials."""
     url = resolve_url(storage)
-    status = study_status(study, open_storage(url))
+    status = study_status(study, open_storage(url, create=False))
     out.print(_headline(status.summary, url), markup=False, soft_wrap=True)
     _print_status(status)
     if status.saving is not None and status.saving.trials:
@@ -221,13 +222,39 @@ def delete_study_cmd(
     study: StudyArg,
     storage: StorageOption = None,
     yes: Annotated[bool, typer.Option("--yes", help="really delete it and all its trials")] = False,
+    artifacts: Annotated[
+        Path, typer.Option("--artifacts", help="the workers' --artifacts directory")
+    ] = Path("sweeper-artifacts"),
 ) -> None:
-    """Delete a study and all its trials."""
+    """Delete a study, all its trials, and its checkpoints and logs under --artifacts."""
     if not yes:
-        raise StudyError(f"deleting study {study!r} removes all its trials; pass --yes to do it")
+        raise StudyError(
+            f"deleting study {study!r} removes all its trials, checkpoints and logs; "
+            "pass --yes to do it"
+        )
     url = resolve_url(storage)
-    delete_study(study, open_storage(url))
-    out.print(f"deleted study {study} from {redact(url)}", markup=False, soft_wrap=True)
+    storage_obj = open_storage(url, create=False)
+    key = study_key(study, storage_obj)
+    delete_study(study, storage_obj)
+    freed = remove_study_files(artifacts, key)
+    out.print(
+        f"deleted study {study} from {redact(url)}; removed its checkpoints and logs under "
+        f"{artifacts} ({_bytes(freed)})",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def _bytes(n: int) -> str:
+    """``n`` bytes for people: 812 bytes, 3.4 MB."""
+    if n < 1000:
+        return f"{n} bytes"
+    size = float(n)
+    for unit in ("kB", "MB", "GB"):
+        size /= 1000
+        if size < 1000:
+            return f"{size:.1f} {unit}"
+    return f"{size / 1000:.1f} TB"
 
 
 @command("train")
@@ -282,13 +309,23 @@ def worker_cmd(
     grace_period: Annotated[
         int, typer.Option("--grace-period", help="seconds of silence before a trial is dead")
     ] = HeartbeatSettings.grace_period,
+    storage_wait: Annotated[
+        float,
+        typer.Option(
+            "--storage-wait",
+            min=0,
+            help="seconds a worker waits out an unreachable database (retrying with backoff) "
+            "before it stops",
+        ),
+    ] = STORAGE_WAIT_S,
 ) -> None:
     """Run trials on this node: one process per GPU, until the study's budget is spent."""
     from sweeper.dispatch import plan_slots, run_workers
 
     url = resolve_url(storage)
-    checked = open_storage(url)
+    checked = open_storage(url, create=False)
     _, spec = load_study(study, checked)  # fail fast, in one line, on a bad name
+    key = study_key(study, checked)
     close_storage(checked)  # the parent holds no connection while the children work
     try:
         slots = plan_slots(gpus, procs, procs_per_gpu)
@@ -298,6 +335,7 @@ def worker_cmd(
     options = {
         "n_trials": n_trials,
         "timeout_s": timeout,
+        "storage_wait_s": storage_wait,
         "data_root": str(data_root.resolve()) if data_root else None,
         "heartbeat": vars(heartbeat),
     }
@@ -310,7 +348,13 @@ def worker_cmd(
         soft_wrap=True,
     )
     code = run_workers(
-        study, url, slots, artifacts=artifacts.resolve(), child_options=options, console=err
+        study,
+        url,
+        slots,
+        artifacts=artifacts.resolve(),
+        child_options=options,
+        console=err,
+        study_key=key,
     )
     raise typer.Exit(code)
 
@@ -348,7 +392,7 @@ def rank_cmd(
 
     if fmt not in ("table", "csv", "json"):
         raise SpecError(f"--format {fmt!r}: use table, csv or json")
-    study_obj, spec = load_study(study, open_storage(resolve_url(storage)))
+    study_obj, spec = load_study(study, open_storage(resolve_url(storage), create=False))
     ranking = rank_study(study_obj, spec, by=_sort_key(by), penalty=penalty, tolerance=tolerance)
     if fmt == "json":
         print(ranking.to_json(top))
@@ -370,7 +414,7 @@ def export_best_cmd(
     """Write the winning trial's full train config, ready for ``sweeper train``."""
     from sweeper.ranking import export_best
 
-    study_obj, spec = load_study(study, open_storage(resolve_url(storage)))
+    study_obj, spec = load_study(study, open_storage(resolve_url(storage), create=False))
     trial = export_best(study_obj, spec, output, by=_sort_key(by))
     out.print(
         f"trial {trial.number} (score {trial.user_attrs['score']:.4f}) -> {output}; "
@@ -472,9 +516,8 @@ def reap_cmd(
 
 
 def _headline(s: StudySummary, url: str) -> str:
-    finished = sum(s.counts[state] for state in STATES if state.is_finished())
     budget = f"/{s.n_trials_budget}" if s.n_trials_budget is not None else ""
-    return f"study {s.name} in {redact(url)}: {finished}{budget} trials finished"
+    return f"study {s.name} in {redact(url)}: {s.finished}{budget} trials finished"
 
 
 def _print_status(status: StudyStatus) -> None:

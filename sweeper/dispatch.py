@@ -2,8 +2,11 @@
 
 Each child is pinned to its GPU with ``CUDA_VISIBLE_DEVICES`` before it imports torch, runs
 :func:`sweeper.worker.worker_process_main`, and prints one JSON status line per event. The
-parent shows a live line per child, restarts a child that died (a bounded number of
-times), forwards SIGTERM/SIGINT, and exits 0 when every child finished cleanly.
+parent shows a live line per child, restarts a child that died (at most ``max_restarts``
+times in :data:`RESTART_WINDOW_S`, with a growing delay; never one that stopped on bad data,
+bad config or a storage gone for too long), prints each death and restart as its own line,
+forwards SIGTERM/SIGINT, and exits 0 when every child finished cleanly, 2 when one stopped on
+bad input.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -25,10 +29,17 @@ from rich.table import Table
 from rich.text import Text
 
 from storage import ENV_VAR, resolve_url
+from sweeper.exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_STORAGE_GONE
+from sweeper.paths import log_file, safe_component
 
 __all__ = ["ChildState", "Slot", "plan_slots", "run_workers"]
 
 STOP_GRACE_S = 30.0
+RESTART_WINDOW_S = 600.0
+"""A child may be restarted ``max_restarts`` times within this many seconds; crashes spread
+over a week-long sweep never take its slot offline for good."""
+# Exits a restart would only repeat: bad data or config, a storage gone for too long.
+_FINAL_EXITS = (0, EXIT_BAD_INPUT, EXIT_STORAGE_GONE)
 
 
 @dataclass(frozen=True)
@@ -95,6 +106,9 @@ class ChildState:
     slot: Slot
     process: subprocess.Popen | None = None
     restarts: int = 0
+    restart_times: list[float] = field(default_factory=list)  # monotonic, recent ones
+    restart_at: float | None = None  # a restart waiting out its backoff
+    reason: str | None = None  # why the child stopped for good, from its last status
     trial: int | None = None
     epoch: int | None = None
     hmean: float | None = None
@@ -118,6 +132,10 @@ class ChildState:
                 self.note = "waiting for running trials elsewhere"
             elif kind == "done":
                 self.note = "done"
+            elif kind == "outage":
+                self.note = f"storage unreachable, retry in {event['retry_in']} s"
+            elif kind in ("gone", "fatal"):
+                self.reason = event["reason"]
 
     def line(self) -> str:
         """Live status, short enough for 80 columns: ``#0 cpu  trial 12  epoch 7  val H 81.23
@@ -131,6 +149,15 @@ class ChildState:
             if self.hmean is not None:
                 parts.append(f"val H {100 * self.hmean:.2f}")
             return "  ".join([*parts, self.note])
+
+
+def _why(child: ChildState, code: int, recent: list[float]) -> str:
+    """Why a child that exited ``code`` is not restarted, in a few words."""
+    if child.reason:
+        return child.reason
+    if code in _FINAL_EXITS:
+        return "not restarted"
+    return f"{len(recent)} restarts in the last {RESTART_WINDOW_S:.0f} s"
 
 
 def _read_status(child: ChildState, stream: Any) -> None:
@@ -157,11 +184,18 @@ def run_workers(
     child_options: dict[str, Any],
     max_restarts: int = 3,
     console: Console | None = None,
+    study_key: str | None = None,
 ) -> int:
-    """Start a child per slot and supervise them; return the exit code (0 all clean)."""
+    """Start a child per slot and supervise them; return the exit code (0 all clean).
+
+    Each slot logs to its own file, named by the study's key (:func:`sweeper.paths.study_key`)
+    and by this node and process, so nodes sharing the artifacts directory never mix logs.
+    """
     console = console or Console(stderr=True)
     logs = artifacts / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    node = f"{socket.gethostname()}-{os.getpid()}"
+    key = study_key or safe_component(study_name)
     # The URL travels in the environment, not on the command line where `ps` shows it.
     base_env = {**os.environ, ENV_VAR: resolve_url(storage_url), "PYTHONUNBUFFERED": "1"}
     children = [ChildState(slot) for slot in slots]
@@ -177,7 +211,7 @@ def run_workers(
             "threads": child.slot.threads,
             "artifacts": str(artifacts),
         }
-        log = open(logs / f"{study_name}-worker-{child.slot.index}.log", "a")  # noqa: SIM115
+        log = open(log_file(artifacts, key, node, child.slot.index), "a")  # noqa: SIM115
         child.process = subprocess.Popen(
             [sys.executable, "-m", "sweeper.worker_child", json.dumps(options)],
             env=env,
@@ -211,15 +245,41 @@ def run_workers(
                         continue
                     if child.returncode is not None:
                         continue
-                    if code != 0 and not stopping.is_set() and child.restarts < max_restarts:
+                    now = time.monotonic()
+                    if child.restart_at is not None:
+                        if now >= child.restart_at:
+                            child.restart_at = None
+                            start(child)
+                        running += 1
+                        continue
+                    recent = [t for t in child.restart_times if now - t < RESTART_WINDOW_S]
+                    restart = (
+                        code not in _FINAL_EXITS
+                        and not stopping.is_set()
+                        and len(recent) < max_restarts
+                    )
+                    if restart:
+                        # Back off: a child that dies at once is not restarted in a hot loop.
+                        delay = min(2.0 ** len(recent), 30.0)
+                        child.restart_times = [*recent, now]
                         child.restarts += 1
-                        child.note = f"died (exit {code}); restart {child.restarts}"
-                        start(child)
+                        child.restart_at = now + delay
+                        child.note = (
+                            f"died (exit {code}); restart {child.restarts} in {delay:.0f} s"
+                        )
                         running += 1
                     else:
                         child.returncode = code
                         if code != 0:
-                            child.note = f"exited {code} (see {logs})"
+                            child.note = f"exited {code}: {_why(child, code, recent)} (see {logs})"
+                    if code != 0:
+                        # Kept in the output when it is not a terminal, where the live
+                        # table shows only its last state.
+                        live.console.print(
+                            f"{time.strftime('%H:%M:%S')} worker {child.slot.index}: {child.note}",
+                            markup=False,
+                            soft_wrap=True,
+                        )
                 live.update(_table(children))
                 if running == 0:
                     break
@@ -233,4 +293,7 @@ def run_workers(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return 0 if all(c.returncode == 0 for c in children) else 1
+    codes = {c.returncode for c in children}
+    if codes == {0}:
+        return 0
+    return EXIT_BAD_INPUT if EXIT_BAD_INPUT in codes else EXIT_FAILED

@@ -7,6 +7,7 @@ trial should be pruned.
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import tempfile
@@ -22,6 +23,7 @@ from optuna.artifacts import upload_artifact
 
 from storage import set_trial_user_attrs
 from sweeper.attrs import FAIL_REASON_ATTR, INTERRUPTED_ATTR
+from sweeper.paths import checkpoints_dir, study_key
 from sweeper.pictures import detections_png, learning_curve_png
 from sweeper.promote import (
     CHECKPOINT_ATTR,
@@ -46,6 +48,7 @@ __all__ = [
     "TrialFailed",
     "WorkerContext",
     "checkpoint_dir",
+    "resume_mismatch",
     "trial_config",
 ]
 
@@ -98,8 +101,47 @@ def _set_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
 
 
 def checkpoint_dir(ctx: WorkerContext, trial: optuna.Trial) -> Path:
-    """Where a trial (and every retry of it) keeps ``last.pt`` and ``best.pt``."""
-    return ctx.artifacts / "checkpoints" / ctx.study_name / f"trial-{_root_trial_number(trial)}"
+    """Where a trial (and every retry of it) keeps ``last.pt`` and ``best.pt``.
+
+    Keyed by the study's stored id, not only its name (:mod:`sweeper.paths`): a study
+    re-created under an old name starts with no checkpoints.
+    """
+    key = study_key(trial.study.study_name, trial.storage)
+    return checkpoints_dir(ctx.artifacts, key) / f"trial-{_root_trial_number(trial)}"
+
+
+# Fields a retry may legitimately change, by section ("" the top level): the out-of-memory
+# retry halves the batch and doubles the accumulation; another node has its own device,
+# output folder and data mount (data and weight files are found under it).
+_RESUME_IGNORES = {
+    "": ("batch_size", "grad_accum_steps", "output_dir", "device", "num_workers"),
+    "data": ("image_root", "annotations"),
+    "model": ("weights", "init_checkpoint"),
+}
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    kept = {k: v for k, v in config.items() if k not in _RESUME_IGNORES[""]}
+    for section, ignored in _RESUME_IGNORES.items():
+        if section and isinstance(kept.get(section), dict):
+            kept[section] = {k: v for k, v in kept[section].items() if k not in ignored}
+    return kept
+
+
+def resume_mismatch(cfg: TrainConfig, state: dict[str, Any]) -> str | None:
+    """Why checkpoint ``state`` may not be resumed by a trial configured as ``cfg``, or None.
+
+    Only the checkpoint's own trial may resume it: a config that differs in anything but
+    batch size, gradient accumulation, device, output folder or data mount is another run.
+    """
+    stored = state.get("config")
+    if not isinstance(stored, str):
+        return "the checkpoint records no config"
+    old, new = _comparable(json.loads(stored)), _comparable(json.loads(cfg.model_dump_json()))
+    if old == new:
+        return None
+    differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    return f"its config differs in {', '.join(differ)}"
 
 
 def trial_config(spec: StudySpec, params: dict[str, Any], ctx: WorkerContext) -> TrainConfig:
@@ -181,7 +223,7 @@ class Objective:
         """
         while True:
             last = cfg.output_dir / "last.pt"
-            resume = last.exists()
+            resume = last.exists() and self._may_resume(trial, cfg, last)
             if resume:
                 self._report_checkpointed_epochs(trial, last)
             try:
@@ -203,6 +245,15 @@ class Objective:
             log.warning("trial %d: %s; retrying with %s", trial.number, result.reason, smaller)
             trial.set_user_attr("oom_retries", trial.user_attrs.get("oom_retries", 0) + 1)
             cfg = cfg.model_copy(update=smaller)
+
+    def _may_resume(self, trial: optuna.Trial, cfg: TrainConfig, last: Path) -> bool:
+        """False (and the trial trains from scratch) for a checkpoint of another config."""
+        why = resume_mismatch(cfg, load_checkpoint(last))
+        if why is None:
+            return True
+        log.warning("trial %d: not resuming %s: %s; training from scratch", trial.number, last, why)
+        trial.set_user_attr("resume_refused", f"{last}: {why}")
+        return False
 
     def _report_checkpointed_epochs(self, trial: optuna.Trial, last: Path) -> None:
         """A resumed trial reports the epochs its checkpoint already holds, so the pruner

@@ -42,7 +42,7 @@ from sweeper.attrs import FAIL_REASON_ATTR
 from sweeper.spec import StudySpec
 from sweeper.study import load_study
 
-__all__ = ["HEARTBEAT_ATTR", "keep_alive", "reap_loop", "reap_stale"]
+__all__ = ["HEARTBEAT_ATTR", "fail_and_requeue", "keep_alive", "reap_loop", "reap_stale"]
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def reap_stale(study_name: str, storage_url: str | None, grace_period_s: int) ->
         [17]
     """
     _check_positive("grace_period_s", grace_period_s)
-    storage = open_storage(storage_url)
+    storage = open_storage(storage_url, create=False)
     try:
         study, spec = load_study(study_name, storage)
         return _reap(storage, study, spec, grace_period_s)
@@ -126,7 +126,7 @@ def reap_loop(
     _check_positive("grace_period_s", grace_period_s)
     _check_positive("every_s", every_s)
     stop = stop or threading.Event()
-    storage = open_storage(storage_url)
+    storage = open_storage(storage_url, create=False)
     reaped: list[int] = []
     try:
         study, spec = load_study(study_name, storage)
@@ -200,16 +200,9 @@ def _reap(
         reason = (
             f"worker silent for {silent_s:.0f} s (grace {grace_period_s} s): failed by sweeper reap"
         )
-        try:
-            # The reason first: a finished trial takes no more attributes. A trial that
-            # finishes in between keeps a stray reason, and is not failed.
-            storage.set_trial_user_attr(trial._trial_id, FAIL_REASON_ATTR, reason)
-            if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
-                continue
-        except UpdateFinishedTrialError:
-            continue  # it finished, or another reaper or worker failed it first
-        failed = storage.get_trial(trial._trial_id)
-        _requeue(study, retry, failed)
+        failed = fail_and_requeue(storage, study, trial._trial_id, reason, retry)
+        if failed is None:
+            continue
         # The callback's own rule, repeated only to say what it did.
         limit = spec.retries.max_retries
         history = failed.system_attrs.get("retry_history", [])  # Retry.retry_history warns
@@ -217,6 +210,27 @@ def _reap(
         log.warning("trial %d: %s; %s", trial.number, reason, done)
         reaped.append(trial.number)
     return reaped
+
+
+def fail_and_requeue(
+    storage: BaseStorage, study: optuna.Study, trial_id: int, reason: str, retry: Retry
+) -> FrozenTrial | None:
+    """Fail a RUNNING trial with ``reason`` and queue its copy (``retry``'s limit applies).
+
+    Returns:
+        The failed trial, or None when it had finished (or another process failed it) first.
+    """
+    try:
+        # The reason first: a finished trial takes no more attributes. A trial that
+        # finishes in between keeps a stray reason, and is not failed.
+        storage.set_trial_user_attr(trial_id, FAIL_REASON_ATTR, reason)
+        if not storage.set_trial_state_values(trial_id, TrialState.FAIL):
+            return None
+    except UpdateFinishedTrialError:
+        return None  # it finished, or another reaper or worker failed it first
+    failed = storage.get_trial(trial_id)
+    _requeue(study, retry, failed)
+    return failed
 
 
 def _requeue(study: optuna.Study, retry: Retry, failed: FrozenTrial) -> None:

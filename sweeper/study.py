@@ -9,7 +9,9 @@ stored spec every time.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
+import uuid
 import warnings
 from typing import Any
 
@@ -25,12 +27,14 @@ __all__ = [
     "METRIC_NAME",
     "SCHEMA_ATTR",
     "SPEC_ATTR",
+    "UUID_ATTR",
     "build_pruner",
     "build_sampler",
     "create_study",
     "delete_study",
     "find_study_id",
     "load_study",
+    "sampler_seed",
     "suggest_params",
 ]
 
@@ -38,6 +42,9 @@ SPEC_ATTR = "sweeper.spec"
 SCHEMA_ATTR = "sweeper.schema_version"
 METRIC_NAME = "score"
 """The objective's name in optuna-dashboard: the trial's value is its penalized score."""
+UUID_ATTR = "sweeper.uuid"
+"""A random id made at create time: a study re-created under the same name gets a new one,
+so its checkpoints and logs never mix with the old study's (see :mod:`sweeper.paths`)."""
 BASELINE_ATTR = "baseline"
 """Trial user attribute on enqueued baselines: their index in ``spec.baselines``."""
 
@@ -46,17 +53,31 @@ BASELINE_ATTR = "baseline"
 _SPEC_WAIT_S = 10.0
 
 
-def build_sampler(spec: StudySpec, worker_index: int = 0) -> optuna.samplers.TPESampler:
+def sampler_seed(seed: int | None, worker_id: str = "") -> int | None:
+    """The seed a worker's sampler uses: the spec's ``seed`` mixed with the worker's id.
+
+    Every worker of the fleet has its own id (host, process, slot and a random token; see
+    :func:`sweeper.worker.worker_identity`), so no two of them, on any node, draw the same
+    random startup trials. ``worker_id=""`` (create-study) keeps the spec's seed.
+    """
+    if seed is None or not worker_id:
+        return seed
+    digest = hashlib.sha256(f"{seed}/{worker_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def build_sampler(spec: StudySpec, worker_id: str = "") -> optuna.samplers.TPESampler:
     """The TPE sampler the spec describes.
 
     Args:
         spec: the study spec.
-        worker_index: added to a fixed seed, so parallel workers seeded alike do not draw
-            the same random startup trials.
+        worker_id: the worker's fleet-unique id; its sampler's seed derives from it
+            (:func:`sampler_seed`), so parallel workers seeded alike draw different
+            startup trials.
     """
     s = spec.sampler
     return optuna.samplers.TPESampler(
-        seed=None if s.seed is None else s.seed + worker_index,
+        seed=sampler_seed(s.seed, worker_id),
         n_startup_trials=s.n_startup_trials,
         multivariate=s.multivariate,
         constant_liar=s.constant_liar,
@@ -113,6 +134,7 @@ def create_study(spec: StudySpec, storage: BaseStorage, exist_ok: bool = False) 
             warnings.simplefilter("ignore", ExperimentalWarning)  # experimental in optuna 5
             study.set_metric_names([METRIC_NAME])  # the dashboard's name for the objective
         study.set_user_attr(SCHEMA_ATTR, SCHEMA_VERSION)
+        study.set_user_attr(UUID_ATTR, uuid.uuid4().hex)
         for i, params in enumerate(spec.baselines):
             study.enqueue_trial(params, user_attrs={BASELINE_ATTR: i})
         # The spec goes last: its presence tells workers the study is complete.
@@ -126,14 +148,14 @@ def create_study(spec: StudySpec, storage: BaseStorage, exist_ok: bool = False) 
 
 
 def load_study(
-    name: str, storage: BaseStorage, worker_index: int = 0
+    name: str, storage: BaseStorage, worker_id: str = ""
 ) -> tuple[optuna.Study, StudySpec]:
     """Load a study made by :func:`create_study`, with its spec, sampler and pruner.
 
     Args:
         name: the study name.
         storage: from :func:`storage.open_storage`.
-        worker_index: see :func:`build_sampler`.
+        worker_id: see :func:`build_sampler`.
 
     Raises:
         StudyError: no such study, or it carries no (or an unreadable) sweeper spec.
@@ -145,7 +167,7 @@ def load_study(
     study = optuna.load_study(
         study_name=name,
         storage=storage,
-        sampler=build_sampler(spec, worker_index),
+        sampler=build_sampler(spec, worker_id),
         pruner=build_pruner(spec),
     )
     return study, spec

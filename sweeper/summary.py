@@ -12,6 +12,7 @@ from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from sweeper.budget import finished_chains
 from sweeper.saving import PruningSaving, pruning_saving
 from sweeper.study import SPEC_ATTR, find_study_id
 
@@ -35,6 +36,8 @@ class StudySummary:
     counts: dict[TrialState, int]
     best_value: float | None
     n_trials_budget: int | None  # from the stored spec; None for studies sweeper did not make
+    finished: int = 0
+    """Trials over, as the budget counts them: a retry chain once, given-back trials never."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ def _summarize(name: str, storage: BaseStorage, trials: list[FrozenTrial]) -> St
         counts={state: counts.get(state, 0) for state in STATES},
         best_value=None if best is None else best.value,
         n_trials_budget=budget,
+        finished=finished_chains(trials),
     )
 
 

@@ -9,35 +9,51 @@ trial's last checkpoint.
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import os
 import signal
+import socket
 import sys
 import time
+import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import optuna
 from optuna.exceptions import ExperimentalWarning
-from optuna.storages import GrpcStorageProxy, RetryHeartbeatStaleTrialCallback
+from optuna.storages import BaseStorage, GrpcStorageProxy, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from storage import HeartbeatSettings, close_storage, open_artifact_store, open_storage
+from storage import (
+    STORAGE_WAIT_S,
+    TRANSIENT_ERRORS,
+    Backoff,
+    HeartbeatSettings,
+    StorageUnavailable,
+    close_storage,
+    open_artifact_store,
+    open_storage,
+)
 from sweeper.attrs import INTERRUPTED_ATTR
+from sweeper.budget import OverBudget, budget_left, claim_budget
 from sweeper.objective import Interrupted, Objective, TrialFailed, WorkerContext
-from sweeper.reap import keep_alive
+from sweeper.reap import fail_and_requeue, keep_alive
 from sweeper.spec import StudySpec
 from sweeper.study import load_study
 
-__all__ = ["WorkerLimits", "budget_left", "run_worker", "worker_process_main"]
+__all__ = ["WorkerLimits", "budget_left", "run_worker", "worker_identity", "worker_process_main"]
 
 log = logging.getLogger(__name__)
 
 _POLL_S = 2.0
+EXIT_STORAGE_GONE = 3
+"""A child's exit code when the storage stayed away past ``--storage-wait``: not restarted."""
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -46,35 +62,17 @@ class WorkerLimits:
 
     n_trials: int | None = None
     timeout_s: float | None = None
+    storage_wait_s: float = STORAGE_WAIT_S
+    """How long the storage may stay unreachable before the worker gives up (exit 3)."""
 
 
-def budget_left(study: optuna.Study, spec: StudySpec) -> bool | None:
-    """True: start a trial. False: the study's budget is spent. None: wait and ask again.
+def worker_identity(slot: int) -> str:
+    """This process's id in the whole fleet: ``host:pid/slot.token``.
 
-    Finished (complete, pruned), running and failed trials count against
-    ``budget.n_trials``, except failures that were re-queued (their retry counts instead).
-    Queued trials (baselines, retries) always run.
-    While other workers' trials are running we wait rather than leave: one of them may
-    die, and its retry needs a worker.
+    The host and pid tell people where it runs; the random token keeps ids apart where
+    hosts share a name and pids repeat (containers). The sampler's seed derives from it.
     """
-    trials = study.get_trials(deepcopy=False)
-    states = [t.state for t in trials]
-    if TrialState.WAITING in states:
-        return True
-    budget = spec.budget
-    starts = [t.datetime_start for t in trials if t.datetime_start is not None]
-    elapsed = (datetime.datetime.now() - min(starts)).total_seconds() if starts else 0.0
-    if budget.timeout_s is not None and elapsed > budget.timeout_s:
-        return False
-    retried = {t.system_attrs.get("failed_trial") for t in trials}
-    counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-    used = sum(
-        t.state in counted or (t.state == TrialState.FAIL and t.number not in retried)
-        for t in trials
-    )
-    if used < budget.n_trials:
-        return True
-    return None if TrialState.RUNNING in states else False
+    return f"{socket.gethostname()}:{os.getpid()}/{slot}.{uuid.uuid4().hex[:6]}"
 
 
 def _retry_interrupted(spec: StudySpec) -> Callable[[optuna.Study, FrozenTrial], None]:
@@ -103,22 +101,116 @@ def _with_keep_alive(
     return beating
 
 
+class _Tracked:
+    """The objective, run only once the new trial is known to be inside the budget; it
+    remembers the trial in progress, so one cut off by a storage outage can be given back."""
+
+    def __init__(self, objective: Callable[[optuna.Trial], float], spec: StudySpec) -> None:
+        self.objective, self.spec = objective, spec
+        self.current: int | None = None  # storage id of the trial in progress
+        self.given_back = 0
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        self.current = trial._trial_id
+        try:
+            claim_budget(trial, self.spec)
+        except OverBudget:
+            self.given_back += 1
+            log.info("trial %d given back: the budget was spent meanwhile", trial.number)
+            raise
+        return self.objective(trial)
+
+
+def _unreachable(e: BaseException) -> bool:
+    """Whether ``e`` (or what it was raised from) says the storage did not answer."""
+    seen: BaseException | None = e
+    while seen is not None:
+        if isinstance(seen, (*TRANSIENT_ERRORS, ConnectionError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _when_up(call: Callable[[], T], backoff: Backoff, ctx: WorkerContext) -> T:
+    """``call()``, tried again with ``backoff`` while the storage does not answer.
+
+    Raises:
+        StorageUnavailable: the storage stayed away past ``backoff.wait_s``, or a stop
+            signal came while waiting.
+    """
+    while True:
+        try:
+            result = call()
+        except Exception as e:
+            if not _unreachable(e):
+                raise
+            delay = backoff.failed(_one_line(e))
+            ctx.status(event="outage", reason=_one_line(e), retry_in=round(delay))
+            if ctx.stop.wait(delay):
+                raise StorageUnavailable("stopped while waiting for the storage") from e
+            continue
+        backoff.recovered()
+        return result
+
+
+def _storage_down(storage: BaseStorage, study_name: str) -> bool:
+    """Whether the storage fails to answer a cheap query now."""
+    try:
+        storage.get_study_id_from_name(study_name)
+    except Exception as e:
+        return _unreachable(e)
+    return False
+
+
+def _give_back(
+    storage: BaseStorage, study: optuna.Study, spec: StudySpec, trial_id: int, outage: str
+) -> None:
+    """Fail and re-queue this worker's trial that a storage outage cut off, if it still runs."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        retry = RetryHeartbeatStaleTrialCallback(
+            max_retry=spec.retries.max_retries, inherit_intermediate_values=True
+        )
+    reason = f"storage unreachable mid-trial ({outage}); re-queued to resume from its checkpoint"
+    failed = fail_and_requeue(storage, study, trial_id, reason, retry)
+    if failed is not None:
+        log.warning("trial %d: %s", failed.number, reason)
+
+
 def run_worker(
     study_name: str,
     storage_url: str | None,
     ctx: WorkerContext,
     limits: WorkerLimits = WorkerLimits(),
     heartbeat: HeartbeatSettings | None = None,
-    worker_index: int = 0,
 ) -> int:
     """Run trials of ``study_name`` until its budget, ``limits`` or ``ctx.stop``; return
-    how many trials this worker ran."""
-    plain = open_storage(storage_url)
-    _, spec = load_study(study_name, plain)
-    close_storage(plain)
+    how many trials this worker ran. The sampler's seed derives from ``ctx.worker_id``.
+
+    A storage that stops answering (a database restart, a network blip) is waited out,
+    retrying with backoff for up to ``limits.storage_wait_s``; a trial it cut off is failed
+    and re-queued once the storage is back, and resumes from its checkpoint.
+
+    Raises:
+        StorageUnavailable: the storage stayed away longer than ``limits.storage_wait_s``.
+    """
+    backoff = Backoff(limits.storage_wait_s)
+
+    def read_spec() -> StudySpec:
+        plain = open_storage(storage_url, create=False)
+        try:
+            return load_study(study_name, plain)[1]
+        finally:
+            close_storage(plain)
+
+    spec = _when_up(read_spec, backoff, ctx)
     settings = heartbeat or HeartbeatSettings(max_retry=spec.retries.max_retries)
-    storage = open_storage(storage_url, heartbeat=True, settings=settings)
-    study, spec = load_study(study_name, storage, worker_index=worker_index)
+    storage = _when_up(
+        lambda: open_storage(storage_url, heartbeat=True, settings=settings, create=False),
+        backoff,
+        ctx,
+    )
+    study, spec = _when_up(lambda: load_study(study_name, storage, ctx.worker_id), backoff, ctx)
     objective: Callable[[optuna.Trial], float] = Objective(
         spec, ctx, open_artifact_store(ctx.artifacts)
     )
@@ -126,29 +218,56 @@ def run_worker(
         # Optuna's heartbeat stays in the SQL database; this one passes through the proxy,
         # where `sweeper reap` reads it.
         objective = _with_keep_alive(objective, settings.interval)
+    tracked = _Tracked(objective, spec)
     callbacks = [_retry_interrupted(spec)]
     deadline = None if limits.timeout_s is None else time.monotonic() + limits.timeout_s
     ran = 0
+    cut_off: tuple[int, str] | None = None  # (trial id, outage) of a trial an outage ended
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     while not ctx.stop.is_set():
         if limits.n_trials is not None and ran >= limits.n_trials:
             break
         if deadline is not None and time.monotonic() > deadline:
             break
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
-        go = budget_left(study, spec)
-        if go is False:
-            break
-        if go is None:
-            ctx.status(event="waiting")
-            ctx.stop.wait(_POLL_S)
-            continue
-        study.optimize(objective, n_trials=1, catch=(TrialFailed, Interrupted), callbacks=callbacks)
-        ran += 1
+        try:
+            if cut_off is not None:
+                _give_back(storage, study, spec, *cut_off)
+                cut_off = None
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
+            go = budget_left(study, spec)
+            backoff.recovered()
+            if go is False:
+                break
+            if go is None:
+                ctx.status(event="waiting")
+                ctx.stop.wait(_POLL_S)
+                continue
+            given_back = tracked.given_back
+            tracked.current = None
+            study.optimize(
+                tracked,
+                n_trials=1,
+                catch=(TrialFailed, Interrupted, OverBudget),
+                callbacks=callbacks,
+            )
+            ran += tracked.given_back == given_back
+        except Exception as e:
+            if not _storage_down(storage, study_name):
+                raise
+            if tracked.current is not None and cut_off is None:
+                cut_off = (tracked.current, _one_line(e))
+            tracked.current = None
+            delay = backoff.failed(_one_line(e))
+            ctx.status(event="outage", reason=_one_line(e), retry_in=round(delay))
+            ctx.stop.wait(delay)
     ctx.status(event="done", ran=ran)
     return ran
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:300] or type(e).__name__
 
 
 def worker_process_main(
@@ -176,7 +295,7 @@ def worker_process_main(
     ctx = WorkerContext(
         study_name=study_name,
         artifacts=artifacts,
-        worker_id=f"{os.uname().nodename}/{worker_index}",
+        worker_id=worker_identity(worker_index),
         data_root=data_root,
         device=device,
         on_status=lambda event: print(json.dumps(event, default=str), flush=True),
@@ -191,5 +310,12 @@ def worker_process_main(
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s"
     )
-    run_worker(study_name, storage_url, ctx, limits, heartbeat, worker_index)
+    try:
+        run_worker(study_name, storage_url, ctx, limits, heartbeat)
+    except StorageUnavailable as e:
+        if ctx.stop.is_set():
+            return 0
+        log.error("worker %s stops: %s", ctx.worker_id, e)
+        ctx.status(event="gone", reason=str(e))
+        return EXIT_STORAGE_GONE
     return 0

@@ -22,7 +22,11 @@ def main(argv: list[str]) -> int:
         None,
         artifacts=Path(options["artifacts"]),
         worker_index=options["worker_index"],
-        limits=WorkerLimits(options.get("n_trials"), options.get("timeout_s")),
+        limits=WorkerLimits(
+            options.get("n_trials"),
+            options.get("timeout_s"),
+            options.get("storage_wait_s", WorkerLimits.storage_wait_s),
+        ),
         data_root=Path(options["data_root"]) if options.get("data_root") else None,
         device=options.get("device"),
         threads=options.get("threads"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 from typer.testing import CliRunner
 
@@ -86,6 +87,7 @@ def test_studies_lists_counts_by_state(sqlite_url: str) -> None:
 
 
 def test_empty_storage_and_unknown_study(sqlite_url: str) -> None:
+    open_storage(sqlite_url)  # an empty Optuna database
     result = runner.invoke(app, ["studies", "--storage", sqlite_url])
     assert result.exit_code == 0
     assert result.stdout == f"no studies in {sqlite_url}\n"
@@ -97,6 +99,56 @@ def test_empty_storage_and_unknown_study(sqlite_url: str) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["studies"],
+        ["status", "demo"],
+        ["rank", "demo"],
+        ["export-best", "demo", "-o", "best.yaml"],
+        ["reap", "demo"],
+        ["delete-study", "demo", "--yes"],
+        ["worker", "--study", "demo"],
+    ],
+)
+def test_commands_that_need_a_storage_do_not_create_one(tmp_path: Path, args: list[str]) -> None:
+    typo = tmp_path / "sweps.db"
+    result = runner.invoke(app, [*args, "--storage", f"sqlite:///{typo}"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"error: storage sqlite:///{typo}: no SQLite file at {typo}; check the path "
+        "(sweeper create-study makes the file)\n"
+    )
+    assert not typo.exists()
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_status_counts_a_retry_chain_once_and_never_a_given_back_trial(
+    sqlite_url: str, study_name: str
+) -> None:
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    from sweeper.attrs import OVER_BUDGET_ATTR
+
+    create_study(load_spec(DEMO).renamed(study_name), open_storage(sqlite_url))
+    study, spec = load_study(study_name, open_storage(sqlite_url))
+    retry = RetryHeartbeatStaleTrialCallback(max_retry=3)
+    first = study.ask()  # the baseline; fails twice, then its second retry completes
+    suggest_params(first, spec)
+    study.tell(first, state=TrialState.FAIL)
+    retry(study, study.trials[first.number])
+    again = study.ask()
+    study.tell(again, state=TrialState.FAIL)
+    retry(study, study.trials[again.number])
+    study.tell(study.ask(), 0.5)
+    given_back = study.ask()
+    given_back.set_user_attr(OVER_BUDGET_ATTR, True)
+    study.tell(given_back, state=TrialState.FAIL)
+    result = runner.invoke(app, ["status", study_name, "--storage", sqlite_url])
+    assert result.exit_code == 0, result.output
+    assert f"{study_name} in {sqlite_url}: 1/12 trials finished" in result.stdout
+
+
 def test_delete_study_needs_yes(sqlite_url: str) -> None:
     create_study(load_spec(DEMO), open_storage(sqlite_url))
     refused = runner.invoke(app, ["delete-study", "demo", "--storage", sqlite_url])
@@ -104,7 +156,41 @@ def test_delete_study_needs_yes(sqlite_url: str) -> None:
     assert "pass --yes" in refused.stderr
     assert optuna.get_all_study_names(open_storage(sqlite_url)) == ["demo"]
 
-    done = runner.invoke(app, ["delete-study", "demo", "--yes", "--storage", sqlite_url])
+    done = runner.invoke(
+        app,
+        ["delete-study", "demo", "--yes", "--storage", sqlite_url, "--artifacts", "nowhere"],
+    )
     assert done.exit_code == 0
-    assert done.stdout == f"deleted study demo from {sqlite_url}\n"
+    assert done.stdout == (
+        f"deleted study demo from {sqlite_url}; removed its checkpoints and logs under "
+        "nowhere (0 bytes)\n"
+    )
     assert optuna.get_all_study_names(open_storage(sqlite_url)) == []
+
+
+def test_delete_study_removes_its_checkpoints_and_logs_only(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    from sweeper.paths import checkpoints_dir, log_file, study_key
+
+    storage = open_storage(sqlite_url)
+    artifacts = tmp_path / "artifacts"
+    files = {}
+    for name in ("demo", "demo-2"):
+        create_study(load_spec(DEMO).renamed(name), storage)
+        key = study_key(name, storage)
+        last = checkpoints_dir(artifacts, key) / "trial-0" / "last.pt"
+        last.parent.mkdir(parents=True)
+        last.write_bytes(b"x" * 1500)
+        log = log_file(artifacts, key, "node-1", 0)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("y" * 500)
+        files[name] = (last, log)
+    done = runner.invoke(
+        app,
+        ["delete-study", "demo", "--yes", "--storage", sqlite_url, "--artifacts", str(artifacts)],
+    )
+    assert done.exit_code == 0, done.output
+    assert "(2.0 kB)" in done.stdout
+    assert not any(p.exists() for p in files["demo"])
+    assert all(p.exists() for p in files["demo-2"])

@@ -138,9 +138,11 @@ def test_delete_study(sqlite_url: str) -> None:
 def test_workers_with_a_fixed_seed_draw_different_startup_trials() -> None:
     spec = demo("seeded")
 
-    def first_lr(worker_index: int) -> float:
-        study = optuna.create_study(sampler=build_sampler(spec, worker_index))
+    def first_lr(worker_id: str) -> float:
+        study = optuna.create_study(sampler=build_sampler(spec, worker_id))
         return suggest_params(study.ask(), spec)["lr"]
 
-    assert first_lr(0) == first_lr(0)  # reproducible per worker
-    assert first_lr(0) != first_lr(1)
+    assert first_lr("vm:41/0.a1b2c3") == first_lr("vm:41/0.a1b2c3")  # reproducible per worker
+    # Slot 0 on two nodes (the same host name, even) draws differently.
+    assert first_lr("vm:41/0.a1b2c3") != first_lr("vm:97/0.d4e5f6")
+    assert first_lr("vm:41/0.a1b2c3") != first_lr("vm:41/0.ffffff")

@@ -12,7 +12,15 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from tiny_sweep import make_data, sweeper, tiny_spec, write_spec
+from tiny_sweep import (
+    make_data,
+    sweeper,
+    tiny_spec,
+    wait_for_checkpoint,
+    worker_args,
+    worker_logs,
+    write_spec,
+)
 
 from storage import open_storage
 from sweeper.spec import parse_spec
@@ -45,21 +53,7 @@ def _create(tmp_path: Path, url: str, spec: dict) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def _worker_args(tmp_path: Path, url: str, name: str, *extra: str) -> list[str]:
-    return [
-        "worker",
-        "--study",
-        name,
-        "--storage",
-        url,
-        "--gpus",
-        "cpu",
-        "--data-root",
-        str(tmp_path),
-        "--artifacts",
-        str(tmp_path / "artifacts"),
-        *extra,
-    ]
+_worker_args = worker_args
 
 
 @pytest.mark.parametrize(
@@ -109,12 +103,7 @@ def _spawn_worker(tmp_path: Path, url: str, name: str) -> subprocess.Popen:
 
 
 def _wait_for_checkpoint(tmp_path: Path, name: str, worker: subprocess.Popen) -> None:
-    last = tmp_path / "artifacts" / "checkpoints" / name / "trial-0" / "last.pt"
-    deadline = time.monotonic() + 180
-    while not last.exists():
-        assert worker.poll() is None, worker.communicate()
-        assert time.monotonic() < deadline, "no checkpoint after 180 s"
-        time.sleep(0.1)
+    wait_for_checkpoint(tmp_path / "artifacts", name, worker, timeout_s=180)
 
 
 def _retry_of_first(url: str, name: str) -> optuna.trial.FrozenTrial:
@@ -193,3 +182,45 @@ def test_forced_pruning_prunes_and_keeps_metrics(tmp_path: Path) -> None:
         assert list(trial.intermediate_values) == [1]
         assert trial.user_attrs["epochs_run"] == 1
         assert "val_hmean" in trial.user_attrs and "gap" in trial.user_attrs
+
+
+def test_two_nodes_never_train_the_same_configuration(
+    tmp_path: Path, postgres_url: str, study_name: str
+) -> None:
+    """Two `sweeper worker` parents (two nodes, each numbering its slots from 0), one study."""
+    from sweeper.attrs import OVER_BUDGET_ATTR
+
+    n_trials = 6
+    make_data(tmp_path)
+    # Every trial a random startup draw: one seed, so only the worker id can tell them apart.
+    spec = tiny_spec(study_name, n_trials, epochs=1, sampler={"seed": 0, "n_startup_trials": 50})
+    _create(tmp_path, postgres_url, spec)
+    args = [sys.executable, "-m", "sweeper", *_worker_args(tmp_path, postgres_url, study_name)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    nodes = [
+        subprocess.Popen(
+            [*args, "--procs", "1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    results = [node.communicate(timeout=600) for node in nodes]
+    for node, (_, stderr) in zip(nodes, results, strict=True):
+        assert node.returncode == 0, (stderr, worker_logs(tmp_path / "artifacts"))
+
+    study, _ = load_study(study_name, open_storage(postgres_url))
+    trials = study.get_trials()
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    given_back = [t for t in trials if t.user_attrs.get(OVER_BUDGET_ATTR)]
+    assert len(finished) == n_trials, [(t.number, t.state, t.user_attrs) for t in trials]
+    assert {t.state for t in given_back} <= {TrialState.FAIL}
+    assert len(finished) + len(given_back) == len(trials)
+    params = [tuple(sorted(t.params.items())) for t in finished]
+    assert len(set(params)) == n_trials, "two nodes trained the same configuration"
+    ids = {t.user_attrs["worker_id"] for t in finished}
+    assert all(i.count(":") == 1 and "/0." in i for i in ids), ids  # host:pid/slot.token
+    logs = worker_logs(tmp_path / "artifacts")
+    assert len(logs) == 2, logs.keys()  # one per node, never shared

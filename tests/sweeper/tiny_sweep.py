@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from sweeper.paths import find_trial_checkpoints
 from trainer_core.data.synthetic import generate
 
 DATA_DIR = "tiny-data"
@@ -63,6 +65,25 @@ def write_spec(path: Path, spec: dict[str, Any]) -> Path:
     return path
 
 
+def worker_args(root: Path, url: str, name: str, *extra: str) -> list[str]:
+    """``sweeper worker`` arguments for a CPU worker on the data under ``root``, with its
+    artifacts in ``root/artifacts``."""
+    return [
+        "worker",
+        "--study",
+        name,
+        "--storage",
+        url,
+        "--gpus",
+        "cpu",
+        "--data-root",
+        str(root),
+        "--artifacts",
+        str(root / "artifacts"),
+        *extra,
+    ]
+
+
 def sweeper(*args: str, timeout: float = 300, **popen: Any) -> subprocess.CompletedProcess:
     """Run the real CLI in a separate process."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -74,3 +95,25 @@ def sweeper(*args: str, timeout: float = 300, **popen: Any) -> subprocess.Comple
         env=env,
         **popen,
     )
+
+
+def worker_logs(artifacts: Path) -> dict[str, str]:
+    """The worker children's logs under ``artifacts/logs``, by file name."""
+    return {p.name: p.read_text() for p in sorted((artifacts / "logs").glob("*.log"))}
+
+
+def wait_for_checkpoint(
+    artifacts: Path, study: str, worker: subprocess.Popen, timeout_s: float = 180, root: int = 0
+) -> Path:
+    """Wait for the ``last.pt`` of retry chain ``root`` of ``study``; fail if ``worker`` dies.
+
+    Checkpoint folders carry the study's stored id (sweeper.paths), found here by name.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        folder = find_trial_checkpoints(artifacts, study, root)
+        if folder is not None and (folder / "last.pt").exists():
+            return folder / "last.pt"
+        assert worker.poll() is None, worker_logs(artifacts)
+        assert time.monotonic() < deadline, f"no checkpoint after {timeout_s:.0f} s"
+        time.sleep(0.1)

@@ -1,0 +1,105 @@
+"""Where a study's checkpoints and logs live under the artifacts directory, safely named.
+
+A study's files are keyed by its name *and* a random id stored on the study at create time
+(:data:`sweeper.study.UUID_ATTR`), so a study deleted and re-created under the same name
+never resumes the old one's checkpoints::
+
+    ARTIFACTS/checkpoints/<name>-<uuid12>/trial-<root>/last.pt
+    ARTIFACTS/logs/<name>-<uuid12>-<host>-<pid>-worker-<slot>.log
+
+``<name>`` is the study name reduced to letters, digits, ``.``, ``_`` and ``-``: a name
+written into the database by other means (``../../evil``) cannot leave the artifacts
+directory, and every path is checked to be inside it. Studies made before the id existed
+use their storage id instead (``<name>-id<N>``).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from optuna.storages import BaseStorage
+
+from sweeper.errors import StudyError
+from sweeper.study import UUID_ATTR, find_study_id
+
+__all__ = [
+    "checkpoints_dir",
+    "find_trial_checkpoints",
+    "inside",
+    "log_file",
+    "remove_study_files",
+    "safe_component",
+    "study_key",
+]
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_component(text: str) -> str:
+    """``text`` as one harmless path component: no separators, no leading dots, 80 chars."""
+    cleaned = _UNSAFE.sub("_", text).strip("._-")[:80]
+    return cleaned or "study"
+
+
+def study_key(name: str, storage: BaseStorage) -> str:
+    """The directory name of study ``name``'s files: safe name plus its stored id.
+
+    Raises:
+        StudyError: no such study.
+    """
+    study_id = find_study_id(name, storage)
+    uid = storage.get_study_user_attrs(study_id).get(UUID_ATTR)
+    tag = uid[:12] if isinstance(uid, str) and uid else f"id{study_id}"
+    return f"{safe_component(name)}-{safe_component(tag)}"
+
+
+def inside(artifacts: Path, path: Path) -> Path:
+    """``path``, resolved, once it is checked to lie under ``artifacts``.
+
+    Raises:
+        StudyError: the path would leave the artifacts directory.
+    """
+    root = Path(artifacts).resolve()
+    resolved = Path(path).resolve()
+    if resolved != root and not resolved.is_relative_to(root):
+        raise StudyError(f"{path}: outside the artifacts directory {root}; refusing to use it")
+    return resolved
+
+
+def checkpoints_dir(artifacts: Path, key: str) -> Path:
+    """The folder holding one ``trial-<root>`` folder per retry chain of the study."""
+    return inside(artifacts, Path(artifacts) / "checkpoints" / safe_component(key))
+
+
+def log_file(artifacts: Path, key: str, node: str, slot: int) -> Path:
+    """One worker slot's log on one node (``node``: host and parent pid)."""
+    name = f"{safe_component(key)}-{safe_component(node)}-worker-{slot}.log"
+    return inside(artifacts, Path(artifacts) / "logs" / name)
+
+
+def find_trial_checkpoints(artifacts: Path, study_name: str, root: int) -> Path | None:
+    """The checkpoint folder of retry chain ``root`` of the one study named ``study_name``
+    under ``artifacts`` (None if there is none yet, or several studies of that name)."""
+    pattern = f"{safe_component(study_name)}-*/trial-{root}"
+    found = [p for p in (Path(artifacts) / "checkpoints").glob(pattern) if p.is_dir()]
+    return found[0] if len(found) == 1 else None
+
+
+def remove_study_files(artifacts: Path, key: str) -> int:
+    """Delete the study's checkpoints and logs; return how many bytes they held."""
+    targets = [Path(artifacts) / "checkpoints" / safe_component(key)]
+    logs = Path(artifacts) / "logs"
+    if logs.is_dir():
+        targets += sorted(logs.glob(f"{safe_component(key)}-*.log"))
+    freed = 0
+    for target in targets:
+        target = inside(artifacts, target)
+        if target.is_dir():
+            freed += sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
+            shutil.rmtree(target)
+        elif target.is_file():
+            freed += target.stat().st_size
+            target.unlink()
+    return freed

@@ -1,0 +1,77 @@
+"""The budget counted exactly: a retry chain once, and no overshoot from workers that race."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+from tiny_sweep import tiny_spec
+
+from storage import open_storage
+from sweeper.attrs import FAIL_REASON_ATTR, OVER_BUDGET_ATTR
+from sweeper.budget import OverBudget, budget_left, chain_root, claim_budget
+from sweeper.spec import StudySpec, parse_spec
+from sweeper.study import create_study, load_study
+
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+
+
+def _study(url: str, name: str, n_trials: int) -> tuple[optuna.Study, StudySpec]:
+    spec = parse_spec(tiny_spec(name, n_trials))
+    create_study(spec, open_storage(url))
+    return load_study(name, open_storage(url))
+
+
+def _fail_and_retry(study: optuna.Study, trial: optuna.Trial) -> None:
+    study.tell(trial, state=TrialState.FAIL)
+    RetryHeartbeatStaleTrialCallback(max_retry=5)(study, study.trials[trial.number])
+
+
+def test_a_chain_that_fails_again_counts_once(storage_url: str, study_name: str) -> None:
+    study, spec = _study(storage_url, study_name, n_trials=2)
+    first = study.ask()
+    _fail_and_retry(study, first)
+    retry = study.ask()  # the queued copy
+    _fail_and_retry(study, retry)  # fails again: still one chain
+    study.tell(study.ask(), 0.4)  # the second retry completes
+    assert budget_left(study, spec) is True  # one chain of two used
+    study.tell(study.ask(), 0.5)
+    assert budget_left(study, spec) is False
+
+
+def test_racing_workers_do_not_overshoot(storage_url: str, study_name: str) -> None:
+    study, spec = _study(storage_url, study_name, n_trials=2)
+    # Three workers passed the budget check at the same instant and each started a trial.
+    assert budget_left(study, spec) is True
+    trials = [study.ask() for _ in range(3)]
+    claim_budget(trials[0], spec)
+    claim_budget(trials[1], spec)
+    with pytest.raises(OverBudget, match="over budget: 2 trials were already started"):
+        claim_budget(trials[2], spec)
+    study.tell(trials[2], state=TrialState.FAIL)
+    given_back = study.trials[2]
+    assert given_back.user_attrs[OVER_BUDGET_ATTR] is True
+    assert given_back.user_attrs[FAIL_REASON_ATTR].startswith("over budget")
+    assert budget_left(study, spec) is None  # two running: wait, one may need a retry
+    study.tell(trials[0], 0.1)
+    study.tell(trials[1], 0.2)
+    assert budget_left(study, spec) is False
+
+
+def test_a_retry_runs_even_when_a_racing_trial_filled_the_budget(
+    storage_url: str, study_name: str
+) -> None:
+    study, spec = _study(storage_url, study_name, n_trials=2)
+    first, second = study.ask(), study.ask()
+    claim_budget(first, spec)
+    claim_budget(second, spec)
+    study.tell(first, state=TrialState.FAIL)  # first's worker died
+    fresh = study.ask()  # a worker that checked between the failure and the re-queue
+    RetryHeartbeatStaleTrialCallback(max_retry=5)(study, study.trials[first.number])
+    retry = study.ask()  # the re-queued copy, numbered after the fresh trial
+    assert (fresh.number, retry.number) == (2, 3)
+    assert chain_root(study.trials[retry.number]) == 0
+    claim_budget(retry, spec)  # the chain of trial 0 counted from the start
+    with pytest.raises(OverBudget):
+        claim_budget(fresh, spec)

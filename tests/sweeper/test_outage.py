@@ -1,0 +1,155 @@
+"""A database outage as a worker sees it: the connection to PostgreSQL drops and is refused.
+
+The test cannot stop the shared PostgreSQL server, so the workers reach it through a TCP
+relay the test owns; closing the relay (every connection cut, new ones refused) is the
+outage, reopening it on the same port is the server coming back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+from tiny_sweep import (
+    make_data,
+    sweeper,
+    tiny_spec,
+    wait_for_checkpoint,
+    worker_args,
+    worker_logs,
+    write_spec,
+)
+
+from storage import open_storage
+from sweeper.budget import chain_root
+from sweeper.study import load_study
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
+]
+
+
+class Relay:
+    """127.0.0.1:<port> -> 127.0.0.1:5432, byte for byte, until :meth:`close`."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.server = socket.create_server(("127.0.0.1", port), reuse_port=False)
+        self.port = self.server.getsockname()[1]
+        self.open: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return  # closed
+            upstream = socket.create_connection(("127.0.0.1", 5432))
+            with self.lock:
+                self.open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        """The outage: the port refuses, open connections are cut."""
+        with contextlib.suppress(OSError):
+            self.server.shutdown(socket.SHUT_RDWR)  # wakes the accept() in its thread
+        self.server.close()
+        with self.lock:
+            for s in self.open:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            self.open.clear()
+
+
+def _start(
+    tmp_path: Path, postgres_url: str, name: str, epochs: int, *extra: str
+) -> tuple[Relay, subprocess.Popen]:
+    """A study of one trial, and a worker reaching PostgreSQL through a relay."""
+    make_data(tmp_path)
+    spec = write_spec(tmp_path / "s.yaml", tiny_spec(name, 1, epochs=epochs))
+    created = sweeper("create-study", str(spec), "--storage", postgres_url)
+    assert created.returncode == 0, created.stderr
+    relay = Relay()
+    url = postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{relay.port}")
+    beat = ("--procs", "1", "--heartbeat-interval", "1", "--grace-period", "3")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "sweeper", *worker_args(tmp_path, url, name, *beat, *extra)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    return relay, worker
+
+
+def test_a_worker_waits_out_an_outage_and_resumes_the_trial_it_cut_off(
+    tmp_path: Path, postgres_url: str, study_name: str
+) -> None:
+    # Epochs enough to outlast the relay's closing: a report falls inside the outage.
+    relay, worker = _start(tmp_path, postgres_url, study_name, 12)
+    try:
+        wait_for_checkpoint(tmp_path / "artifacts", study_name, worker)
+        relay.close()
+        time.sleep(8)  # longer than the grace period: Optuna's own heartbeat thread is dead
+        assert worker.poll() is None, worker_logs(tmp_path / "artifacts")
+        relay = Relay(relay.port)
+        _, stderr = worker.communicate(timeout=300)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        relay.close()
+    logs = worker_logs(tmp_path / "artifacts")
+    assert worker.returncode == 0, (stderr, logs)
+    assert "storage unreachable" in "".join(logs.values())
+
+    study, _ = load_study(study_name, open_storage(postgres_url))
+    trials = study.get_trials()
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    cut_off = trials[0]
+    assert cut_off.state == TrialState.FAIL
+    assert "storage unreachable mid-trial" in cut_off.user_attrs["fail_reason"]
+    [retry] = [t for t in trials if t.number != 0 and chain_root(t) == 0]
+    assert retry.state in (TrialState.COMPLETE, TrialState.PRUNED), retry.user_attrs
+    assert retry.user_attrs["resumed_from_epoch"] >= 1
+    assert len(trials) == 2  # the budget of one: the chain, nothing more
+
+
+def test_a_worker_stops_when_the_storage_stays_away(
+    tmp_path: Path, postgres_url: str, study_name: str
+) -> None:
+    relay, worker = _start(tmp_path, postgres_url, study_name, 40, "--storage-wait", "6")
+    try:
+        wait_for_checkpoint(tmp_path / "artifacts", study_name, worker)
+        relay.close()
+        _, stderr = worker.communicate(timeout=120)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 1, stderr
+    # The parent's own output keeps the history, though it is not a terminal.
+    assert "worker 0: exited 3: storage unreachable for" in stderr
+    assert "the limit, --storage-wait, is 6 s" in stderr
