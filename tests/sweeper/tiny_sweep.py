@@ -35,7 +35,8 @@ def tiny_spec(name: str, n_trials: int, epochs: int = 2, **sections: Any) -> dic
             "eta_min": {"low": 1e-7, "high": 1e-5, "log": True},
         },
         "sampler": {"seed": 0, "n_startup_trials": 4},
-        "pruner": {"min_resource": 1, "reduction_factor": 3},
+        # One epoch leaves nothing to prune at (a trial is never pruned at its last epoch).
+        "pruner": {"min_resource": 1, "reduction_factor": 3} if epochs > 1 else {"kind": "none"},
         "budget": {"n_trials": n_trials},
         "retries": {"max_retries": 2},
         "ranking": {"gap_source": "holdout", "penalty": 1.0, "tolerance": 0.005},

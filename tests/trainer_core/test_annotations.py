@@ -152,3 +152,26 @@ def test_image_size_from_headers(shared_data: Path, tmp_path: Path) -> None:
     assert image_size(BROKEN / "ufo" / "images" / "a.png") == (48, 64)
     assert image_size(BROKEN / "icdar" / "images" / "corrupt.jpg") is None
     assert image_size(tmp_path / "nothing.jpg") is None
+
+
+def test_a_truncated_jpeg_is_dropped_by_name(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import cv2
+
+    pixels = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    ok, encoded = cv2.imencode(".jpg", pixels)
+    assert ok
+    (tmp_path / "whole.jpg").write_bytes(encoded.tobytes())
+    (tmp_path / "cut.jpg").write_bytes(encoded.tobytes()[: len(encoded) // 2])
+    box = {"points": [[2, 2], [30, 2], [30, 20], [2, 20]], "illegibility": False}
+    (tmp_path / "a.json").write_text(
+        json.dumps({"images": {n: {"words": {"1": box}} for n in ("whole.jpg", "cut.jpg")}})
+    )
+    assert image_size(tmp_path / "cut.jpg") is None
+    assert image_size(tmp_path / "whole.jpg") == (48, 64)
+    samples = read_ufo(tmp_path / "a.json", tmp_path)
+    assert [s.image.name for s in samples] == ["whole.jpg"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("cut.jpg: sample dropped: image truncated" in w for w in warnings), warnings
+    assert any("dropped 0 boxes and 1 images" in w for w in warnings), warnings

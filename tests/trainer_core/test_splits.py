@@ -108,3 +108,22 @@ def test_only_unusable_images_listed_leaves_the_split_empty() -> None:
     )
     with pytest.raises(DataError, match="the val split is empty"):
         make_splits(cfg)
+
+
+def test_a_split_without_a_usable_box_is_bad_data(tmp_path: Path) -> None:
+    import json
+
+    ann = generate(tmp_path, n_images=10, size=(32, 32), seed=2)
+    tree = json.loads(ann.read_text())
+    nan, negative, two_points = (
+        [[float("nan"), 1], [2, 2], [3, 1]],
+        [[-5, -5], [-1, -5], [-1, -1]],
+        [[1, 1], [5, 5]],
+    )
+    for image in tree["images"].values():  # every box is dropped
+        for i, word in enumerate(image["words"].values()):
+            word["points"] = (nan, negative, two_points)[i % 3]
+    ann.write_text(json.dumps(tree))
+    cfg = DataConfig(format="ufo", image_root=ann.parent / "images", annotations=ann)
+    with pytest.raises(DataError, match="the train split has no usable box"):
+        make_splits(cfg)

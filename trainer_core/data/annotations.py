@@ -4,10 +4,11 @@ Bad annotations never stop a run. Each box is checked against its image: non-num
 non-finite coordinates, fewer than 3 distinct points and zero area drop the box; points outside
 the image are clipped to it; a self-intersecting outline is repaired (vertices in convex
 position are put back in order, anything else keeps the largest part of shapely's
-``make_valid``) or dropped when nothing is left. A missing or unreadable image or annotation
-file drops the sample. Every file with a problem gets one warning that counts what was
-repaired and dropped and names the lines; each read ends with one summary line. Images are
-taken as stored, ignoring any EXIF orientation (the annotation tools' pixel grid).
+``make_valid``) or dropped when nothing is left. A missing or unreadable image (a JPEG cut
+off before its end marker included) or annotation file drops the sample. Every file with a
+problem gets one warning that counts what was repaired and dropped and names the lines; each
+read ends with one summary line. Images are taken as stored, ignoring any EXIF orientation
+(the annotation tools' pixel grid).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 DONT_CARE = "###"
 # Problems listed in one file's warning before "... and N more".
 _LISTED = 8
+# Bytes at the end of a JPEG searched for its end-of-image marker (writers may pad after it).
+_JPEG_TAIL = 4096
 
 
 @dataclass(frozen=True, eq=False)
@@ -181,12 +184,22 @@ def image_size(path: Path) -> tuple[int, int] | None:
                 return (height, width) if height and width else None
             if head[:2] == b"\xff\xd8":
                 f.seek(2)
-                return _jpeg_size(f)
+                size = _jpeg_size(f)
+                return None if size is None or _jpeg_truncated(f) else size
     except OSError:
         return None
     flags = cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION
     image = cv2.imread(str(path), flags)
     return None if image is None else image.shape[:2]
+
+
+def _jpeg_truncated(f: Any) -> bool:
+    """Whether a JPEG lacks its end-of-image marker near the end: a cut-off file, which
+    decoders read half ("Premature end of JPEG file") without saying which file it was."""
+    f.seek(0, 2)
+    end = f.tell()
+    f.seek(max(0, end - _JPEG_TAIL))
+    return b"\xff\xd9" not in f.read()
 
 
 def _jpeg_size(f: Any) -> tuple[int, int] | None:
@@ -215,6 +228,17 @@ def _jpeg_size(f: Any) -> tuple[int, int] | None:
             height, width = struct.unpack(">HH", frame[1:5])
             return (height, width) if height and width else None
         f.seek(length - 2, 1)
+
+
+def _unreadable(path: Path) -> str:
+    """Why an existing image cannot be used, in a few words."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(2) == b"\xff\xd8" and _jpeg_size(f) is not None and _jpeg_truncated(f):
+                return "truncated (a JPEG without its end-of-image marker)"
+    except OSError as e:
+        return f"unreadable ({e.strerror})"
+    return "unreadable"
 
 
 @dataclass
@@ -309,7 +333,7 @@ def _build_sample(
     """Check every box against the image; None (and a warning) when the image is unusable."""
     size = image_size(image)
     if size is None:
-        reason = "missing" if not image.exists() else "unreadable"
+        reason = "missing" if not image.exists() else _unreadable(image)
         tally.drop_sample(image, f"image {reason} (annotations in {source})")
         return None
     polygons, ignore, notes = [], [], []

@@ -62,7 +62,8 @@ def split_samples(samples: list[Sample], cfg: DataConfig) -> Splits:
     rest training. Each split keeps the readers' (sorted) order.
 
     Raises:
-        DataError: a name in two lists, or a split that ends up empty.
+        DataError: a name in two lists, or a split that ends up empty or without a single
+            usable (not don't-care) box.
         ConfigError: ``n_folds`` together with explicit ``train`` or ``val`` lists.
     """
     root = Path(cfg.image_root)
@@ -123,6 +124,13 @@ def split_samples(samples: list[Sample], cfg: DataConfig) -> Splits:
         split: [by_name[n] for n in sorted(chosen[split], key=order.__getitem__)]
         for split in _SPLITS
     }
+    for split, split_samples_ in picked.items():
+        if split_samples_ and not any(not i for s in split_samples_ for i in s.ignore):
+            raise DataError(
+                f"data: the {split} split has no usable box ({len(split_samples_)} images under "
+                f"{root}; every box was dropped or is don't-care); the annotations' log lines "
+                "say why each was dropped"
+            )
     return Splits(**picked)
 
 
