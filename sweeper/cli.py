@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import optuna
 import typer
@@ -360,14 +360,12 @@ def worker_cmd(
 
 
 SortOption = Annotated[
-    str, typer.Option("--by", help="score (penalized, the default) or val (plain val H-mean)")
+    str,
+    typer.Option(
+        "--by",
+        help="score (penalized, the default), val, holdout, or mean (of val and holdout H-mean)",
+    ),
 ]
-
-
-def _sort_key(by: str) -> Literal["score", "val"]:
-    if by not in ("score", "val"):
-        raise SpecError(f"--by {by!r}: use score or val")
-    return by  # type: ignore[return-value]
 
 
 @command("rank")
@@ -386,6 +384,15 @@ def rank_cmd(
     wide: Annotated[
         bool, typer.Option("--wide", help="every column, however wide (default: what fits)")
     ] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot", help="also draw val vs holdout H-mean to this PNG (and the study's artifacts)"
+        ),
+    ] = None,
+    artifacts: Annotated[
+        Path, typer.Option("--artifacts", help="the workers' --artifacts, where --plot uploads")
+    ] = Path("sweeper-artifacts"),
 ) -> None:
     """Completed trials by penalized score; then the pruned (with their epoch) and the failed."""
     from sweeper.ranking import rank_study
@@ -393,7 +400,9 @@ def rank_cmd(
     if fmt not in ("table", "csv", "json"):
         raise SpecError(f"--format {fmt!r}: use table, csv or json")
     study_obj, spec = load_study(study, open_storage(resolve_url(storage), create=False))
-    ranking = rank_study(study_obj, spec, by=_sort_key(by), penalty=penalty, tolerance=tolerance)
+    ranking = rank_study(study_obj, spec, by=by, penalty=penalty, tolerance=tolerance)  # type: ignore[arg-type]
+    if plot is not None:
+        _plot_ranking(ranking, study_obj, spec.ranking.gap_source, plot, artifacts)
     if fmt == "json":
         print(ranking.to_json(top))
     elif fmt == "csv":
@@ -402,6 +411,25 @@ def rank_cmd(
         from sweeper.report import print_ranking
 
         print_ranking(ranking, out, top, wide=wide)
+
+
+def _plot_ranking(
+    ranking: Any, study: optuna.Study, gap_split: str, path: Path, artifacts: Path
+) -> None:
+    """Write the selection picture and upload it to the study's artifacts for the dashboard."""
+    from optuna.artifacts import upload_artifact
+
+    from storage import open_artifact_store
+    from sweeper.selection_plot import selection_png
+
+    try:
+        selection_png(ranking, path, gap_split)
+    except ValueError as e:
+        raise StudyError(str(e)) from e
+    upload_artifact(
+        artifact_store=open_artifact_store(artifacts), file_path=str(path), study_or_trial=study
+    )
+    err.print(f"picture: {path} (uploaded to the study's artifacts in {artifacts})", markup=False)
 
 
 @command("export-best")
@@ -415,7 +443,7 @@ def export_best_cmd(
     from sweeper.ranking import export_best
 
     study_obj, spec = load_study(study, open_storage(resolve_url(storage), create=False))
-    trial = export_best(study_obj, spec, output, by=_sort_key(by))
+    trial = export_best(study_obj, spec, output, by=by)  # type: ignore[arg-type]
     out.print(
         f"trial {trial.number} (score {trial.user_attrs['score']:.4f}) -> {output}; "
         f"retrain: sweeper train {output}",

@@ -308,6 +308,8 @@ class Objective:
                 "val_recall": best.recall,
                 "val_hmean": best.hmean,
                 "gap_split": result.gap_split,
+                "gap_precision": result.gap_metrics.precision,
+                "gap_recall": result.gap_metrics.recall,
                 "gap_hmean": result.gap_metrics.hmean,
                 "gap": gap,
                 "score": score,

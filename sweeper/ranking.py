@@ -13,7 +13,7 @@ import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import optuna
 import yaml
@@ -24,6 +24,7 @@ from sweeper.errors import StudyError
 from sweeper.promote import CHECKPOINT_ATTR, PROMOTED_FROM_ATTR
 from sweeper.saving import PruningSaving, pruning_saving
 from sweeper.scoring import penalized_score
+from sweeper.selection import RULES, Rule, rule_value
 from sweeper.spec import StudySpec
 
 __all__ = [
@@ -35,7 +36,9 @@ __all__ = [
     "rank_study",
 ]
 
-SortKey = Literal["score", "val"]
+SortKey = Rule
+"""What completed trials are sorted by: ``score``, ``val``, ``holdout`` or ``mean``
+(:mod:`sweeper.selection`)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,18 @@ class RankedTrial:
     gap: float
     score: float
     epochs: int
+    gap_precision: float | None = None  # None: recorded before sweeper kept them
+    gap_recall: float | None = None
+
+    @property
+    def recall_gap(self) -> float | None:
+        """How much recall val overstates on the gap split (positive: recall fell there)."""
+        return None if self.gap_recall is None else self.val_recall - self.gap_recall
+
+    @property
+    def precision_gap(self) -> float | None:
+        """How much precision val overstates on the gap split."""
+        return None if self.gap_precision is None else self.val_precision - self.gap_precision
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,8 @@ class PrunedTrial:
     last_hmean: float | None
     promoted_to: int | None = None
     """The trial continuing it (``sweeper promote``), if any."""
+    val_hmean: float | None = None  # at its best epoch, and on the gap split there
+    gap_hmean: float | None = None
 
 
 @dataclass
@@ -95,13 +112,24 @@ class Ranking:
     def to_csv(self, top: int | None = None) -> str:
         """Completed trials only, one row each, parameters as their own columns."""
         names = sorted({k for t in self.completed for k in t.params})
-        metrics = ["val_precision", "val_recall", "val_hmean", "gap_hmean", "gap", "score"]
+        metrics = [
+            "val_precision",
+            "val_recall",
+            "val_hmean",
+            "gap_precision",
+            "gap_recall",
+            "gap_hmean",
+            "gap",
+            "score",
+        ]
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(["rank", "trial", *names, *metrics, "epochs"])
         for rank, t in enumerate(self.completed[:top], 1):
             row = [rank, t.number, *(t.params.get(n) for n in names)]
-            writer.writerow([*row, *(f"{getattr(t, m):.6f}" for m in metrics), t.epochs])
+            values = (getattr(t, m) for m in metrics)
+            cells = ["" if v is None else f"{v:.6f}" for v in values]
+            writer.writerow([*row, *cells, t.epochs])
         return out.getvalue()
 
 
@@ -119,7 +147,16 @@ def _ranked(trial: FrozenTrial, penalty: float, tolerance: float) -> RankedTrial
         gap=a["gap"],
         score=penalized_score(a["val_hmean"], a["gap"], penalty, tolerance),
         epochs=a.get("epochs_run", 0),
+        gap_precision=a.get("gap_precision"),
+        gap_recall=a.get("gap_recall"),
     )
+
+
+def _sort_value(by: SortKey, trial: RankedTrial) -> float:
+    """The figure ``by`` sorts on; the score is the one recomputed with the overrides."""
+    if by == "score":
+        return trial.score
+    return rule_value(by, trial.val_hmean, trial.gap_hmean)
 
 
 def rank_study(
@@ -135,14 +172,26 @@ def rank_study(
     Args:
         study: the study (``sweeper.study.load_study``).
         spec: its spec; the penalty and tolerance default to ``spec.ranking``.
-        by: ``score`` (penalized) or ``val`` (plain validation H-mean, for comparison).
+        by: ``score`` (penalized), ``val`` (plain validation H-mean), ``holdout`` (holdout
+            H-mean) or ``mean`` (of val and holdout); the last two need a holdout split.
         penalty: override of ``ranking.penalty``; scores are recomputed.
         tolerance: override of ``ranking.tolerance``.
+
+    Raises:
+        StudyError: ``by`` is ``holdout`` or ``mean`` but the study measures its gap on
+            training images (``ranking.gap_source: train``).
 
     Example:
         >>> ranking = rank_study(*load_study("demo", open_storage()))  # doctest: +SKIP
         >>> ranking.completed[0].number  # doctest: +SKIP
     """
+    if by not in RULES:
+        raise StudyError(f"--by {by!r}: use {', '.join(RULES)}")
+    if by in ("holdout", "mean") and spec.ranking.gap_source != "holdout":
+        raise StudyError(
+            f"--by {by}: study {study.study_name!r} has no holdout split (ranking.gap_source: "
+            f"{spec.ranking.gap_source}); use score or val"
+        )
     penalty = spec.ranking.penalty if penalty is None else penalty
     tolerance = spec.ranking.tolerance if tolerance is None else tolerance
     trials = study.get_trials(deepcopy=False)
@@ -151,8 +200,7 @@ def rank_study(
         for t in trials
         if t.state == TrialState.COMPLETE and (r := _ranked(t, penalty, tolerance)) is not None
     ]
-    key = (lambda r: r.score) if by == "score" else (lambda r: r.val_hmean)
-    completed.sort(key=lambda r: (key(r), r.val_hmean), reverse=True)
+    completed.sort(key=lambda r: (_sort_value(by, r), r.val_hmean), reverse=True)
     promoted_to = {
         t.user_attrs[PROMOTED_FROM_ATTR]: t.number
         for t in trials
@@ -167,6 +215,8 @@ def rank_study(
             if t.intermediate_values
             else None,
             promoted_to=promoted_to.get(t.number),
+            val_hmean=t.user_attrs.get("val_hmean"),
+            gap_hmean=t.user_attrs.get("gap_hmean"),
         )
         for t in trials
         if t.state == TrialState.PRUNED

@@ -15,8 +15,24 @@ from sweeper.tables import Column, compact, fit_table, percent, print_fitted
 __all__ = ["print_ranking"]
 
 
+_SORT_LABELS = {
+    "score": "score",
+    "val": "val H-mean",
+    "holdout": "holdout H-mean",
+    "mean": "mean of val and holdout H-mean",
+}
+_HEADERS = {"weight_decay": "wd"}  # the one short name wider than its values
+
+
 def _param_columns(names: list[str], rows: list) -> list[Column]:
-    return [Column(name, [compact(r.params.get(name, "-")) for r in rows]) for name in names]
+    """A column per parameter; a dotted name shows its last part (``unclip_ratio``)."""
+    return [
+        Column(
+            _HEADERS.get(name, name.rsplit(".", 1)[-1]),
+            [compact(r.params.get(name, "-")) for r in rows],
+        )
+        for name in names
+    ]
 
 
 def print_ranking(
@@ -32,7 +48,7 @@ def print_ranking(
     """
     width = None if wide else console.width
     names = sorted({k for t in ranking.completed + ranking.pruned for k in t.params})  # type: ignore[operator]
-    sort = "score" if ranking.by == "score" else "val H-mean"
+    sort = _SORT_LABELS[ranking.by]
     title = (
         f"{ranking.study} by {sort}: "
         f"score = val H - {ranking.penalty:g} x max(0, gap - {100 * ranking.tolerance:g}) (in %)"
@@ -44,7 +60,9 @@ def print_ranking(
         Column("score", [percent(t.score) for t in done], required=True, style="bold"),
         Column("val H", [percent(t.val_hmean) for t in done]),
         Column("gap", [percent(t.gap, signed=True) for t in done]),
+        Column("R gap", [percent(t.recall_gap, signed=True) for t in done]),
         *_param_columns(names, done),
+        Column("P gap", [percent(t.precision_gap, signed=True) for t in done]),
         Column("epochs", [str(t.epochs) for t in done]),
         Column("val P", [percent(t.val_precision) for t in done]),
         Column("val R", [percent(t.val_recall) for t in done]),
@@ -62,6 +80,9 @@ def print_ranking(
             Column("last val H", [percent(p.last_hmean) for p in pruned]),
             *_param_columns(names, pruned),
         ]
+        if any(p.promoted_to is not None for p in pruned):
+            promoted = [str(p.promoted_to) if p.promoted_to is not None else "-" for p in pruned]
+            columns.insert(2, Column("promoted to", promoted, required=True))
         title = f"pruned by Hyperband ({len(pruned)})"
         print_fitted(console, fit_table(columns, width, title))
     if ranking.failed:
@@ -70,3 +91,5 @@ def print_ranking(
             console.print(f"  {count} x {reason}", markup=False)
     if ranking.running:
         console.print(f"still running: {ranking.running}")
+    if ranking.saving is not None and ranking.saving.trials:
+        console.print(ranking.saving.describe(), markup=False)

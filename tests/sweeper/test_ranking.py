@@ -14,6 +14,7 @@ from rich.console import Console
 from tiny_sweep import make_data, sweeper, tiny_spec
 
 from storage import open_storage
+from sweeper.errors import StudyError
 from sweeper.ranking import export_best, rank_study
 from sweeper.report import print_ranking
 from sweeper.spec import parse_spec
@@ -33,6 +34,8 @@ def _trial(lr: float, val: float, gap: float, state=optuna.trial.TrialState.COMP
         "val_precision": val,
         "val_recall": val,
         "val_hmean": val,
+        "gap_precision": val,  # all of the gap is recall, as in the team's sweep
+        "gap_recall": val - 2 * gap,
         "gap_hmean": val - gap,
         "gap": gap,
         "score": val - max(0.0, gap - 0.005),
@@ -108,20 +111,13 @@ def test_ranking_reads_in_80_columns(built) -> None:
     text = _rendered(rank_study(study, spec), 80)
     assert "…" not in text
     assert max(len(line) for line in text.splitlines()) <= 80
-    # rank, trial, score, val H, gap (percentage points), then the four parameters.
+    # rank, trial, score, val H, gap, recall gap (percentage points), the four parameters.
     assert _row(text, "1", "1") == [
-        "1",
-        "1",
-        "96.00",
-        "96.00",
-        "+0.20",
-        "2",
-        "1e-6",
-        "5e-4",
-        "1e-4",
+        *("1", "1", "96.00", "96.00", "+0.20", "+0.40"),
+        *("2", "1e-6", "5e-4", "1e-4"),
     ]
-    assert _row(text, "2", "0")[2:5] == ["94.10", "96.60", "+3.00"]
-    assert "not shown: epochs, val P, val R, gap-split H (--wide shows them)" in text
+    assert _row(text, "2", "0")[2:6] == ["94.10", "96.60", "+3.00", "+6.00"]
+    assert "not shown: P gap, epochs, val P, val R, gap-split H (--wide shows them)" in text
     assert _row(text, "2", "2") == ["2", "2", "50.00", "2", "1e-6", "1e-4", "1e-4"]
     assert "1 x non-finite loss" in text
 
@@ -145,6 +141,62 @@ def test_rank_cli_table_at_80_columns(built, monkeypatch: pytest.MonkeyPatch) ->
     assert "…" not in result.stdout
     assert max(len(line) for line in result.stdout.splitlines()) <= 80
     assert _row(result.stdout, "1", "1")[2] == "96.00"
+
+
+def test_rank_by_holdout_and_mean(built, sqlite_url: str) -> None:
+    study, spec, _ = built
+    # Trial 0: val 0.966, holdout 0.936; trial 1: val 0.960, holdout 0.958.
+    assert [t.number for t in rank_study(study, spec, by="holdout").completed] == [1, 0]
+    assert [t.number for t in rank_study(study, spec, by="mean").completed] == [1, 0]
+    [first, _] = rank_study(study, spec).completed
+    assert first.recall_gap == pytest.approx(0.004) and first.precision_gap == 0.0
+    no_holdout = parse_spec(tiny_spec("ranked-train", 4, ranking={"gap_source": "train"}))
+    train_study = create_study(no_holdout, open_storage(sqlite_url))
+    with pytest.raises(StudyError, match="--by holdout: study 'ranked-train' has no holdout"):
+        rank_study(train_study, no_holdout, by="holdout")
+    with pytest.raises(StudyError, match="--by 'best': use score, val, holdout, mean"):
+        rank_study(study, spec, by="best")  # type: ignore[arg-type]
+
+
+def test_rank_plot_marks_the_val_winner_and_the_pick(built, tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from sweeper.selection_plot import selection_png
+
+    study, spec, url = built
+    labels: list[str] = []
+    savefig = plt.Figure.savefig
+
+    def keep_labels(fig, *args, **kwargs):  # read the drawn text back from the figure
+        labels.extend(t.get_text() for ax in fig.axes for t in ax.texts)
+        labels.extend(t.get_text() for ax in fig.axes for t in ax.get_legend().get_texts())
+        return savefig(fig, *args, **kwargs)
+
+    plt.Figure.savefig = keep_labels  # type: ignore[method-assign]
+    try:
+        png = selection_png(rank_study(study, spec), tmp_path / "picked.png")
+    finally:
+        plt.Figure.savefig = savefig  # type: ignore[method-assign]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "top by val: trial 0" in labels and "top by score: trial 1" in labels
+    assert "completed (2)" in labels and "pruned (1)" in labels
+
+    artifacts = tmp_path / "artifacts"
+    result = sweeper(
+        "rank",
+        "ranked",
+        "--storage",
+        url,
+        "--plot",
+        str(tmp_path / "cli.png"),
+        "--artifacts",
+        str(artifacts),
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "cli.png").read_bytes()[:4] == b"\x89PNG"
+    [meta] = optuna.artifacts.get_all_artifact_meta(study)
+    assert meta.filename == "cli.png"
+    assert sum(1 for p in artifacts.rglob("*") if p.is_file()) == 1
 
 
 def test_rank_cli_json_and_csv(built) -> None:

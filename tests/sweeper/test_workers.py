@@ -30,6 +30,8 @@ EXPECTED_ATTRS = {
     "val_precision",
     "val_recall",
     "val_hmean",
+    "gap_precision",
+    "gap_recall",
     "gap_hmean",
     "gap",
     "score",
@@ -181,7 +183,7 @@ def test_forced_pruning_prunes_and_keeps_metrics(tmp_path: Path) -> None:
         assert trial.state == TrialState.PRUNED
         assert list(trial.intermediate_values) == [1]
         assert trial.user_attrs["epochs_run"] == 1
-        assert "val_hmean" in trial.user_attrs and "gap" in trial.user_attrs
+        assert {"val_hmean", "gap", "gap_precision", "gap_recall"} <= set(trial.user_attrs)
 
 
 def test_two_nodes_never_train_the_same_configuration(
