@@ -53,3 +53,22 @@ def test_bad_arguments_say_which() -> None:
         generate(Path("/nonexistent"), regions=(0, 2))
     with pytest.raises(ValueError, match="size"):
         generate(Path("/nonexistent"), size=(8, 8))
+
+
+def test_receipt_pages_are_long_thin_lines_top_to_bottom(tmp_path: Path) -> None:
+    ann = generate(tmp_path, n_images=4, size=(320, 160), seed=3, style="receipt")
+    samples = read_ufo(ann, ann.parent / "images")
+    assert len(samples) == 4
+    for s in samples:
+        assert len(s.polygons) >= 8  # a page full of lines
+        gray = cv2.cvtColor(cv2.imread(str(s.image)), cv2.COLOR_BGR2GRAY)
+        assert gray.shape == (320, 160)
+        assert np.median(gray) > 150  # white paper
+        sizes = [sorted(cv2.minAreaRect(p.astype(np.float32))[1]) for p in s.polygons]
+        assert np.median([long / short for short, long in sizes]) > 4  # long and thin
+        tops = [p[:, 1].min() for p in s.polygons]
+        assert tops == sorted(tops)  # one under the other
+        for p in s.polygons:
+            assert (p >= 0).all() and (p[:, 0] <= 159).all() and (p[:, 1] <= 319).all()
+    with pytest.raises(ValueError, match="style='comic'"):
+        generate(tmp_path / "x", style="comic")  # type: ignore[arg-type]

@@ -1,10 +1,17 @@
 """A synthetic text-detection dataset on disk, in UFO format, so the real readers load it.
 
-Words and receipt-like rows drawn with ``cv2.putText`` (random strings, fonts, sizes, angles
-and colours) on textured backgrounds (gradients, noise, lines, blobs). Each region's polygon
-is the rotated box around its ink, exact to a pixel. Some regions are blurred and marked
-illegible (don't care). Everything derives from ``seed`` (image ``i`` from ``[seed, i]``): the
-same call writes the same bytes, and image ``i`` does not depend on ``n_images``.
+Two styles:
+
+- ``scene``: words and receipt-like rows drawn with ``cv2.putText`` (random strings, fonts,
+  sizes, angles and colours) on textured backgrounds (gradients, noise, lines, blobs);
+- ``receipt``: what the receipt detector is for: a tall white page of long, thin lines of
+  small dark text, one under the other, then skewed a little, blurred and shadowed as a
+  phone photo or a scanner leaves it.
+
+Each region's polygon is the box around its ink, exact to a pixel (and moved with the page
+when it is skewed). Some regions are blurred and marked illegible (don't care). Everything
+derives from ``seed`` (image ``i`` from ``[seed, i]``): the same call writes the same bytes,
+and image ``i`` does not depend on ``n_images``.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import json
 import string
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -39,6 +47,7 @@ def generate(
     row_fraction: float = 0.3,
     illegible_fraction: float = 0.1,
     jpeg_quality: int = 95,
+    style: Literal["scene", "receipt"] = "scene",
 ) -> Path:
     """Write ``n_images`` images to ``out_dir/images`` and their UFO ``annotations.json``.
 
@@ -53,6 +62,9 @@ def generate(
         row_fraction: share of long thin receipt-like rows among the regions.
         illegible_fraction: share of regions blurred and marked illegible (don't care).
         jpeg_quality: JPEG quality of the images.
+        style: ``scene`` or ``receipt`` (see the module). Receipts fill the page with lines,
+            so ``regions`` and ``row_fraction`` do not apply; their default text height is
+            2.5-4.5% of the page height.
 
     Returns:
         The path of ``annotations.json``; the images are in ``out_dir/images``.
@@ -67,19 +79,29 @@ def generate(
             f"generate: need n_images >= 1 and a size of at least 16 px, got "
             f"n_images={n_images}, size={size}"
         )
+    if style not in ("scene", "receipt"):
+        raise ValueError(f"generate: style={style!r}; use 'scene' or 'receipt'")
     if not 1 <= regions[0] <= regions[1]:
         raise ValueError(f"generate: regions={regions} must be (low, high) with 1 <= low <= high")
     short = min(height, width)
-    heights = text_height or (0.04 * short, 0.12 * short)
+    if text_height is not None:
+        heights = text_height
+    elif style == "receipt":
+        heights = (0.025 * height, 0.045 * height)
+    else:
+        heights = (0.04 * short, 0.12 * short)
     out_dir = Path(out_dir)
     images_dir = out_dir / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
     entries = {}
     for i in range(n_images):
         rng = np.random.default_rng([seed, i])
-        image, words = _render_image(
-            rng, height, width, regions, heights, row_fraction, illegible_fraction
-        )
+        if style == "receipt":
+            image, words = _render_receipt(rng, height, width, heights, illegible_fraction)
+        else:
+            image, words = _render_image(
+                rng, height, width, regions, heights, row_fraction, illegible_fraction
+            )
         name = f"synth_{i:05d}.jpg"
         ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
         if not ok:
@@ -118,6 +140,65 @@ def _render_image(
             "points": np.round(polygon, 2).tolist(),
             "transcription": region[2],
             "illegibility": bool(illegible),
+        }
+    return image, words
+
+
+def _render_receipt(
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    heights: tuple[float, float],
+    illegible_fraction: float,
+) -> tuple[np.ndarray, dict[str, dict]]:
+    """A receipt page: lines of dark text top to bottom, then skew, shadow and blur."""
+    paper = rng.uniform(215, 250) + rng.uniform(-6, 6, 3)
+    image = np.clip(paper + rng.normal(0, rng.uniform(1, 5), (height, width, 3)), 0, 255)
+    image = image.astype(np.uint8)
+    margin_x, y = rng.uniform(0.04, 0.08) * width, rng.uniform(0.03, 0.08) * height
+    polygons, texts, flags = [], [], []
+    while True:
+        text_h = float(rng.uniform(*heights))
+        mask, corners, text = _text_patch(rng, text_h, int(width - 2 * margin_x), True)
+        span = corners.max(axis=0) - corners.min(axis=0)
+        if y + span[1] > height * 0.96:
+            break
+        # Items left-aligned, headers centred, amounts right-aligned.
+        x = rng.choice(
+            [margin_x, (width - span[0]) / 2, width - margin_x - span[0]], p=[0.7, 0.15, 0.15]
+        )
+        shift = np.array([x, y]) - corners.min(axis=0)
+        matrix = np.array([[1.0, 0.0, shift[0]], [0.0, 1.0, shift[1]]])
+        polygon = corners + shift
+        x0, y0 = np.floor(polygon.min(axis=0)).astype(int) - 2
+        x1, y1 = np.ceil(polygon.max(axis=0)).astype(int) + 3
+        box = (max(x0, 0), max(y0, 0), min(x1, width), min(y1, height))
+        illegible = rng.random() < illegible_fraction
+        _composite(rng, image, mask, matrix, box, illegible)
+        polygons.append(polygon)
+        texts.append(text)
+        flags.append(bool(illegible))
+        y += span[1] * rng.uniform(1.3, 2.0) + (span[1] * 2 if rng.random() < 0.1 else 0)
+    # The page skews a little as a photo of it would; its polygons move with it.
+    skew = cv2.getRotationMatrix2D((width / 2, height / 2), float(rng.uniform(-2, 2)), 1.0)
+    fill = tuple(float(c) for c in paper)
+    image = cv2.warpAffine(image, skew, (width, height), borderValue=fill)
+    ramp_angle = rng.uniform(0, 2 * np.pi)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    ramp = np.cos(ramp_angle) * xs / width + np.sin(ramp_angle) * ys / height
+    ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)
+    shadow = 1 - rng.uniform(0, 0.35) * ramp  # a hand or the phone over one side
+    image = np.clip(image * shadow[..., None], 0, 255).astype(np.uint8)
+    if rng.random() < 0.5:
+        image = cv2.GaussianBlur(image, (0, 0), float(rng.uniform(0.3, 1.0)))
+    words = {}
+    for i, (polygon, text, illegible) in enumerate(zip(polygons, texts, flags, strict=True)):
+        moved = polygon @ skew[:, :2].T + skew[:, 2]
+        moved = np.clip(moved, 0, [width - 1, height - 1])
+        words[str(i + 1)] = {
+            "points": np.round(moved, 2).tolist(),
+            "transcription": text,
+            "illegibility": illegible,
         }
     return image, words
 
