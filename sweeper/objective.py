@@ -7,6 +7,7 @@ trial should be pruned.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import socket
@@ -43,11 +44,14 @@ from trainer_core.fit import EpochRecord, FitResult, fit
 __all__ = [
     "FAIL_REASON_ATTR",
     "INTERRUPTED_ATTR",
+    "DiskError",
     "Interrupted",
     "Objective",
     "TrialFailed",
+    "WillRepeat",
     "WorkerContext",
     "checkpoint_dir",
+    "os_error_reason",
     "resume_mismatch",
     "trial_config",
 ]
@@ -60,6 +64,15 @@ StatusFn = Callable[[dict[str, Any]], None]
 
 class TrialFailed(Exception):
     """The trial cannot produce a score (non-finite loss, out of memory at batch 1, bad data)."""
+
+
+class WillRepeat(TrialFailed):
+    """A failure every trial on this worker would hit (bad data, a config that cannot run
+    here, an unusable artifacts directory): the worker stops instead of spending the budget."""
+
+
+class DiskError(TrialFailed):
+    """Writing the trial's files failed (disk full, read-only); the reason names the path."""
 
 
 class Interrupted(Exception):
@@ -142,6 +155,16 @@ def resume_mismatch(cfg: TrainConfig, state: dict[str, Any]) -> str | None:
         return None
     differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     return f"its config differs in {', '.join(differ)}"
+
+
+def os_error_reason(e: OSError) -> str:
+    """A file-system error as a trial's fail reason: ``disk full at PATH`` and the like."""
+    where = f" at {e.filename}" if e.filename else ""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"disk full{where}"
+    if e.errno == errno.EROFS:
+        return f"read-only file system{where}"
+    return f"{e.strerror or type(e).__name__}{where}"
 
 
 def trial_config(spec: StudySpec, params: dict[str, Any], ctx: WorkerContext) -> TrainConfig:
@@ -229,9 +252,11 @@ class Objective:
             try:
                 result = fit(cfg, on_epoch_end=on_epoch_end, on_step=on_step, resume=resume)
             except DataError as e:
-                raise self._fail(trial, f"bad data: {e}") from e
+                raise self._fail(trial, f"bad data: {e}", WillRepeat) from e
             except ConfigError as e:
-                raise self._fail(trial, f"bad config: {e}") from e
+                raise self._fail(trial, f"bad config: {e}", WillRepeat) from e
+            except OSError as e:
+                raise self._fail(trial, os_error_reason(e), DiskError) from e
             except Interrupted:
                 trial.set_user_attr(INTERRUPTED_ATTR, True)
                 raise
@@ -281,10 +306,12 @@ class Objective:
                 trial.user_attrs[PROMOTED_FROM_ATTR],
             )
 
-    def _fail(self, trial: optuna.Trial, reason: str) -> TrialFailed:
+    def _fail(
+        self, trial: optuna.Trial, reason: str, kind: type[TrialFailed] = TrialFailed
+    ) -> TrialFailed:
         trial.set_user_attr(FAIL_REASON_ATTR, reason)
         self.ctx.status(event="failed", trial=trial.number, reason=reason)
-        return TrialFailed(reason)
+        return kind(reason)
 
     def _record(self, trial: optuna.Trial, result: FitResult) -> float:
         """Set the user attributes the dashboard and ``sweeper rank`` read; return the score."""

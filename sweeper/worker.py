@@ -9,6 +9,7 @@ trial's last checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -40,18 +41,33 @@ from storage import (
 )
 from sweeper.attrs import INTERRUPTED_ATTR
 from sweeper.budget import OverBudget, budget_left, claim_budget
-from sweeper.objective import Interrupted, Objective, TrialFailed, WorkerContext
+from sweeper.exits import EXIT_BAD_INPUT, EXIT_STORAGE_GONE
+from sweeper.objective import (
+    DiskError,
+    Interrupted,
+    Objective,
+    TrialFailed,
+    WillRepeat,
+    WorkerContext,
+    os_error_reason,
+)
 from sweeper.reap import fail_and_requeue, keep_alive
 from sweeper.spec import StudySpec
 from sweeper.study import load_study
 
-__all__ = ["WorkerLimits", "budget_left", "run_worker", "worker_identity", "worker_process_main"]
+__all__ = [
+    "WorkerLimits",
+    "WorkerStopped",
+    "artifacts_problem",
+    "budget_left",
+    "run_worker",
+    "worker_identity",
+    "worker_process_main",
+]
 
 log = logging.getLogger(__name__)
 
 _POLL_S = 2.0
-EXIT_STORAGE_GONE = 3
-"""A child's exit code when the storage stayed away past ``--storage-wait``: not restarted."""
 
 T = TypeVar("T")
 
@@ -75,20 +91,51 @@ def worker_identity(slot: int) -> str:
     return f"{socket.gethostname()}:{os.getpid()}/{slot}.{uuid.uuid4().hex[:6]}"
 
 
-def _retry_interrupted(spec: StudySpec) -> Callable[[optuna.Study, FrozenTrial], None]:
-    """optimize() callback: re-queue a trial stopped by a signal, keeping its curve."""
+class WorkerStopped(Exception):
+    """This worker cannot do useful work (bad data, bad config, unusable artifacts)."""
+
+
+def _retry(spec: StudySpec) -> RetryHeartbeatStaleTrialCallback:
+    """Optuna's re-queue of a failed trial: same parameters, its curve, the spec's limit."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        retry = RetryHeartbeatStaleTrialCallback(
+        return RetryHeartbeatStaleTrialCallback(
             max_retry=spec.retries.max_retries, inherit_intermediate_values=True
         )
 
+
+def _retry_failed(
+    spec: StudySpec, tracked: _Tracked
+) -> Callable[[optuna.Study, FrozenTrial], None]:
+    """optimize() callback: re-queue a trial stopped by a signal, or failed by this worker's
+    data, config or disk (another worker may well run it), keeping its curve."""
+    retry = _retry(spec)
+
     def callback(study: optuna.Study, trial: FrozenTrial) -> None:
-        if trial.state == TrialState.FAIL and trial.user_attrs.get(INTERRUPTED_ATTR):
+        if trial.state != TrialState.FAIL:
+            return
+        if trial.user_attrs.get(INTERRUPTED_ATTR) or tracked.requeue:
             retry(study, trial)
             log.info("trial %d re-queued to resume from its checkpoint", trial.number)
 
     return callback
+
+
+def artifacts_problem(artifacts: Path) -> str | None:
+    """Why checkpoints cannot be written under ``artifacts`` (None: a probe file could)."""
+    probe = Path(artifacts) / "checkpoints" / f".probe-{os.getpid()}"
+    try:
+        probe.parent.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"\0" * 65536)
+            f.flush()
+            os.fsync(f.fileno())
+        probe.unlink()
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+        return f"artifacts directory {artifacts} is unusable: {os_error_reason(e)}"
+    return None
 
 
 def _with_keep_alive(
@@ -105,20 +152,33 @@ class _Tracked:
     """The objective, run only once the new trial is known to be inside the budget; it
     remembers the trial in progress, so one cut off by a storage outage can be given back."""
 
-    def __init__(self, objective: Callable[[optuna.Trial], float], spec: StudySpec) -> None:
-        self.objective, self.spec = objective, spec
+    def __init__(
+        self, objective: Callable[[optuna.Trial], float], spec: StudySpec, artifacts: Path
+    ) -> None:
+        self.objective, self.spec, self.artifacts = objective, spec, artifacts
         self.current: int | None = None  # storage id of the trial in progress
         self.given_back = 0
+        self.requeue = False  # the trial failed for this worker's reasons: re-queue it
+        self.stop_reason: str | None = None  # set: this worker must stop
 
     def __call__(self, trial: optuna.Trial) -> float:
-        self.current = trial._trial_id
+        self.current, self.requeue = trial._trial_id, False
         try:
             claim_budget(trial, self.spec)
         except OverBudget:
             self.given_back += 1
             log.info("trial %d given back: the budget was spent meanwhile", trial.number)
             raise
-        return self.objective(trial)
+        try:
+            return self.objective(trial)
+        except WillRepeat as e:
+            self.requeue, self.stop_reason = True, str(e)
+            raise
+        except DiskError:
+            # One trial's problem (a full disk someone frees, a path) unless the artifacts
+            # directory itself cannot take a file.
+            self.requeue, self.stop_reason = True, artifacts_problem(self.artifacts)
+            raise
 
 
 def _unreachable(e: BaseException) -> bool:
@@ -166,11 +226,7 @@ def _give_back(
     storage: BaseStorage, study: optuna.Study, spec: StudySpec, trial_id: int, outage: str
 ) -> None:
     """Fail and re-queue this worker's trial that a storage outage cut off, if it still runs."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)
-        retry = RetryHeartbeatStaleTrialCallback(
-            max_retry=spec.retries.max_retries, inherit_intermediate_values=True
-        )
+    retry = _retry(spec)
     reason = f"storage unreachable mid-trial ({outage}); re-queued to resume from its checkpoint"
     failed = fail_and_requeue(storage, study, trial_id, reason, retry)
     if failed is not None:
@@ -218,8 +274,8 @@ def run_worker(
         # Optuna's heartbeat stays in the SQL database; this one passes through the proxy,
         # where `sweeper reap` reads it.
         objective = _with_keep_alive(objective, settings.interval)
-    tracked = _Tracked(objective, spec)
-    callbacks = [_retry_interrupted(spec)]
+    tracked = _Tracked(objective, spec, ctx.artifacts)
+    callbacks = [_retry_failed(spec, tracked)]
     deadline = None if limits.timeout_s is None else time.monotonic() + limits.timeout_s
     ran = 0
     cut_off: tuple[int, str] | None = None  # (trial id, outage) of a trial an outage ended
@@ -253,6 +309,10 @@ def run_worker(
                 callbacks=callbacks,
             )
             ran += tracked.given_back == given_back
+            if tracked.stop_reason is not None:
+                raise WorkerStopped(tracked.stop_reason)
+        except WorkerStopped:
+            raise
         except Exception as e:
             if not _storage_down(storage, study_name):
                 raise
@@ -318,4 +378,8 @@ def worker_process_main(
         log.error("worker %s stops: %s", ctx.worker_id, e)
         ctx.status(event="gone", reason=str(e))
         return EXIT_STORAGE_GONE
+    except WorkerStopped as e:
+        log.error("worker %s stops, every trial here would fail alike: %s", ctx.worker_id, e)
+        ctx.status(event="fatal", reason=str(e))
+        return EXIT_BAD_INPUT
     return 0

@@ -7,6 +7,7 @@ with ``torch.load(..., weights_only=True)`` (no pickled objects from a file we m
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from pathlib import Path
@@ -44,11 +45,25 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write atomically: a crash mid-write never leaves a truncated ``last.pt``."""
+    """Write atomically: a crash mid-write never leaves a truncated ``last.pt``.
+
+    A write that fails (disk full, read-only file system) removes its partial ``.tmp`` and
+    raises the ``OSError``; the previous ``path`` is left as it was.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        # Through a Python file: a full disk then raises OSError (ENOSPC), where torch's own
+        # writer reports only "unexpected pos" in a RuntimeError.
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(e, OSError) and e.filename is None:
+            raise OSError(e.errno, e.strerror, str(tmp)) from e
+        raise
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
