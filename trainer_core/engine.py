@@ -7,7 +7,7 @@ created once per run by the caller and is a no-op unless the precision is fp16.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +28,7 @@ __all__ = [
     "autocast_context",
     "evaluate",
     "predict",
+    "prob_maps",
     "train_one_epoch",
 ]
 
@@ -145,16 +146,26 @@ def predict(
     post: PostprocessConfig,
 ) -> list[list[np.ndarray]]:
     """Polygons per image, in original image coordinates, ordered by dataset index."""
-    model.eval()
     preds: list[list[np.ndarray]] = [[] for _ in range(n_images)]
+    for index, scale, prob in prob_maps(model, loader, precision, device):
+        polygons, _ = polygons_from_prob(prob, **postprocess_config_kwargs(post))
+        preds[index] = [p / scale for p in polygons]
+    return preds
+
+
+@torch.inference_mode()
+def prob_maps(
+    model: nn.Module, loader: DataLoader, precision: Precision, device: torch.device
+) -> Iterator[tuple[int, float, np.ndarray]]:
+    """``(dataset index, scale, probability map)`` per image: the network's part of
+    :func:`predict`, float32 (S, S) maps at the input size (``original = map / scale``)."""
+    model.eval()
     for batch in loader:
         with autocast_context(device, precision):
             probs = model(batch["image"].to(device, non_blocking=True))["prob"]
         probs = probs.float().cpu().numpy()
         for prob, scale, index in zip(probs, batch["scale"], batch["index"], strict=True):
-            polygons, _ = polygons_from_prob(prob, **postprocess_config_kwargs(post))
-            preds[int(index)] = [p / float(scale) for p in polygons]
-    return preds
+            yield int(index), float(scale), prob
 
 
 def evaluate(

@@ -36,7 +36,15 @@ from trainer_core.optim import (
 )
 from trainer_core.precision import resolve_device, resolve_precision
 
-__all__ = ["EpochCallback", "EpochRecord", "FitResult", "fit", "seed_everything"]
+__all__ = [
+    "EpochCallback",
+    "EpochRecord",
+    "FitResult",
+    "eval_loader",
+    "fit",
+    "gap_samples",
+    "seed_everything",
+]
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +156,7 @@ def _warn_if_cosine_unfinished(cfg: TrainConfig) -> None:
     )
 
 
-def _gap_samples(cfg: TrainConfig, train: list[Sample], holdout: list[Sample]) -> list[Sample]:
+def gap_samples(cfg: TrainConfig, train: list[Sample], holdout: list[Sample]) -> list[Sample]:
     """The holdout split, else a fixed seeded subset of the training images."""
     if holdout:
         return holdout
@@ -156,7 +164,8 @@ def _gap_samples(cfg: TrainConfig, train: list[Sample], holdout: list[Sample]) -
     return random.Random(cfg.data.split_seed).sample(train, k)
 
 
-def _eval_loader(samples: list[Sample], cfg: TrainConfig) -> DataLoader:
+def eval_loader(samples: list[Sample], cfg: TrainConfig) -> DataLoader:
+    """Evaluation batches of ``samples``, in order (no augmentation)."""
     return DataLoader(
         DetectionDataset(samples, cfg, train=False),
         batch_size=cfg.batch_size,
@@ -218,7 +227,7 @@ def fit(
         generator=shuffle,
         pin_memory=device.type == "cuda",
     )
-    val_loader = _eval_loader(splits.val, cfg)
+    val_loader = eval_loader(splits.val, cfg)
 
     model = build_model(cfg.model).to(device)
     if device.type == "cuda":
@@ -348,11 +357,11 @@ def fit(
     gap_metrics = None
     if status != "failed" and best_epoch is not None:
         model.load_state_dict(load_checkpoint(best_path)["model"])
-        gap_samples = _gap_samples(cfg, splits.train, splits.holdout)
+        gap_set = gap_samples(cfg, splits.train, splits.holdout)
         gap_metrics, _ = evaluate(
             model,
-            _eval_loader(gap_samples, cfg),
-            gap_samples,
+            eval_loader(gap_set, cfg),
+            gap_set,
             precision,
             device,
             cfg.postprocess,

@@ -17,7 +17,13 @@ from typing import Literal, NamedTuple
 import numpy as np
 import shapely
 
-__all__ = ["DetectionMetrics", "detection_metrics"]
+__all__ = [
+    "DetectionMetrics",
+    "ImageMatches",
+    "detection_metrics",
+    "image_matches",
+    "metrics_from_counts",
+]
 
 # A prediction is don't-care when more than this fraction of its own area lies in one
 # don't-care ground truth (the script's AREA_PRECISION_CONSTRAINT).
@@ -117,6 +123,15 @@ def detection_metrics(
         ],
         dtype=np.int64,
     ).reshape(-1, 3)
+    return metrics_from_counts(counts, average)
+
+
+def metrics_from_counts(
+    counts: np.ndarray, average: Literal["dataset", "image"] = "dataset"
+) -> DetectionMetrics:
+    """Precision, recall and H-mean from per-image (cared gts, cared preds, matches) rows,
+    averaged as :func:`detection_metrics` says."""
+    counts = np.asarray(counts, dtype=np.int64).reshape(-1, 3)
     n_gt, n_pred, n_match = (int(n) for n in counts.sum(axis=0))
     if average == "dataset":
         recall = 0.0 if n_gt == 0 else n_match / n_gt
@@ -155,6 +170,44 @@ def _match_image(
     image: int,
 ) -> tuple[int, int, int]:
     """(cared ground truths, cared predictions, matches) of one image."""
+    return image_matches(gts, ignore, preds, iou_threshold, image).counts()
+
+
+class ImageMatches(NamedTuple):
+    """What matching one image's predictions decides, before the one-to-one assignment.
+
+    Each prediction's don't-care status and its match candidates depend on it alone, so
+    the counts of any subset of the predictions (kept in their order) follow from these
+    without new geometry: :meth:`counts` with ``keep``.
+    """
+
+    n_gt_care: int
+    det_ignored: np.ndarray  # (P,) bool: on a don't-care region
+    candidate: np.ndarray  # (G, P) bool: cared pair with IoU above the threshold
+
+    def counts(self, keep: np.ndarray | None = None) -> tuple[int, int, int]:
+        """(cared ground truths, cared predictions, matches), of the predictions ``keep``
+        (a (P,) bool mask; None: all)."""
+        ignored, candidate = self.det_ignored, self.candidate
+        if keep is not None:
+            ignored, candidate = ignored[keep], candidate[:, keep]
+        taken = np.zeros(len(ignored), bool)
+        for row in np.flatnonzero(candidate.any(axis=1)):
+            free = candidate[row] & ~taken
+            first = int(free.argmax())
+            if free[first]:
+                taken[first] = True
+        return self.n_gt_care, int((~ignored).sum()), int(taken.sum())
+
+
+def image_matches(
+    gts: Sequence[np.ndarray],
+    ignore: Sequence[bool],
+    preds: Sequence[np.ndarray],
+    iou_threshold: float = 0.5,
+    image: int = 0,
+) -> ImageMatches:
+    """The matching facts of one image (see :func:`detection_metrics` for the rules)."""
     dont_care = np.asarray(ignore, dtype=bool).reshape(-1)
     if len(dont_care) != len(gts):
         raise ValueError(
@@ -162,7 +215,8 @@ def _match_image(
         )
     n_gt_care = int((~dont_care).sum())
     if len(preds) == 0 or len(gts) == 0:
-        return n_gt_care, len(preds), 0
+        no_pair = np.zeros((len(gts), len(preds)), bool)
+        return ImageMatches(n_gt_care, np.zeros(len(preds), bool), no_pair)
     g, d = _shapes(gts), _shapes(preds)
     g_area, d_area = shapely.area(g.geoms), shapely.area(d.geoms)
     gb, db = shapely.bounds(g.geoms), shapely.bounds(d.geoms)  # NaN for empty geometries
@@ -196,13 +250,7 @@ def _match_image(
     with np.errstate(divide="ignore", invalid="ignore"):
         iou = np.where(union > 0, inter / union, 0.0)
     candidate = (iou > iou_threshold) & need
-    taken = np.zeros(len(preds), bool)
-    for row in np.flatnonzero(candidate.any(axis=1)):
-        free = candidate[row] & ~taken
-        first = int(free.argmax())
-        if free[first]:
-            taken[first] = True
-    return n_gt_care, int((~det_ignored).sum()), int(taken.sum())
+    return ImageMatches(n_gt_care, det_ignored, candidate)
 
 
 class _Shapes(NamedTuple):

@@ -15,7 +15,7 @@ import pyclipper
 
 from trainer_core.config import PostprocessConfig
 
-__all__ = ["polygons_from_prob", "postprocess_config_kwargs"]
+__all__ = ["grow_quads", "polygons_from_prob", "postprocess_config_kwargs", "scored_boxes"]
 
 # approxPolyDP tolerance as a fraction of the contour's length (PaddleOCR's value). DBNet's
 # 0.01 grows with the contour: on a long receipt line it exceeds the line's height.
@@ -112,25 +112,62 @@ def _quads(
     score_mode: str,
 ) -> tuple[list[np.ndarray], list[float]]:
     """The quad pipeline, each step run for all candidates at once where numpy allows."""
+    boxes, scores, _ = scored_boxes(prob, contours, min_size, score_mode)
+    passed = scores >= box_thresh
+    quads, ok = grow_quads(boxes[passed], unclip_ratio, min_size, prob.shape)
+    return list(quads[ok]), [float(s) for s in scores[passed][ok]]
+
+
+def scored_boxes(
+    prob: np.ndarray,
+    contours: list[np.ndarray] | tuple[np.ndarray, ...],
+    min_size: float,
+    score_mode: str = "fast",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The quad candidates of ``contours`` before ``box_thresh`` and the unclip.
+
+    Returns:
+        ``(boxes, scores, index)``: the minimum-area rectangles (K, 4, 2) of the contours
+        whose short side reaches ``min_size``, their scores, and their positions in
+        ``contours`` (what ``max_candidates`` counts).
+    """
+    if not len(contours):
+        return np.zeros((0, 4, 2), np.float32), np.zeros(0), np.zeros(0, np.int64)
     boxes, short = _min_area_boxes(contours)
     keep = np.flatnonzero((short >= min_size) & (short > 0))
     if score_mode == "fast":
         scores = _mean_under(prob, boxes[keep])
     else:
         scores = _mean_under(prob, [contours[i].reshape(-1, 2) for i in keep])
-    passed = scores >= box_thresh
-    keep, scores = keep[passed], scores[passed]
-    grown = _unclip(boxes[keep], unclip_ratio, _quad_area_perimeter(boxes[keep]))
-    ok = [i for i, g in enumerate(grown) if g is not None]
-    if not ok:
-        return [], []
-    quads, short = _min_area_boxes([grown[i] for i in ok])
-    big = short >= min_size + 2
-    h, w = prob.shape
-    quads = quads[big]
-    np.clip(quads[..., 0], 0, w, out=quads[..., 0])
-    np.clip(quads[..., 1], 0, h, out=quads[..., 1])
-    return list(quads), [float(s) for s in scores[ok][big]]
+    return boxes[keep], scores, keep
+
+
+def grow_quads(
+    boxes: np.ndarray, unclip_ratio: float, min_size: float, shape: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate rectangles expanded by ``unclip_ratio``: the regions DBNet outputs.
+
+    Returns:
+        ``(quads, ok)``: (K, 4, 2) float32 corners clipped to the ``shape`` (H, W) map, and
+        which of them are regions (``False``: vanished, or a short side below
+        ``min_size + 2``; their corners are zeros).
+    """
+    k = len(boxes)
+    quads = np.zeros((k, 4, 2), np.float32)
+    ok = np.zeros(k, bool)
+    if k == 0:
+        return quads, ok
+    grown = _unclip(boxes, unclip_ratio, _quad_area_perimeter(boxes))
+    alive = np.array([g is not None for g in grown])
+    if not alive.any():
+        return quads, ok
+    rects, short = _min_area_boxes([g for g in grown if g is not None])
+    h, w = shape[:2]
+    np.clip(rects[..., 0], 0, w, out=rects[..., 0])
+    np.clip(rects[..., 1], 0, h, out=rects[..., 1])
+    quads[alive] = rects
+    ok[alive] = short >= min_size + 2
+    return quads, ok
 
 
 def _polygons(
