@@ -42,7 +42,7 @@ from storage import (
 from sweeper.errors import SpecError, StudyError
 from sweeper.exits import EXIT_BAD_INPUT, EXIT_FAILED
 from sweeper.paths import remove_study_files, study_key
-from sweeper.spec import load_spec
+from sweeper.spec import StudySpec, load_spec
 from sweeper.study import create_study, delete_study, load_study
 from sweeper.summary import STATES, StudyStatus, StudySummary, list_studies, study_status
 from sweeper.tables import Column, fit_table, print_fitted
@@ -81,6 +81,10 @@ StorageOption = Annotated[
     ),
 ]
 StudyArg = Annotated[str, typer.Argument(metavar="STUDY", help="study name")]
+DataRootOption = Annotated[
+    Path | None,
+    typer.Option("--data-root", help="where this node mounts the spec's relative data paths"),
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 # Set by the root callback on every invocation, read when an error is reported.
@@ -163,13 +167,22 @@ def create_study_cmd(
         bool,
         typer.Option("--exist-ok", help="reuse a study of this name if its spec is identical"),
     ] = False,
+    data_root: DataRootOption = None,
+    skip_check: Annotated[
+        bool,
+        typer.Option(
+            "--skip-check", help="do not build the backbone or read the data first (faster)"
+        ),
+    ] = False,
 ) -> None:
-    """Validate a study spec, create the study and queue its baselines."""
+    """Validate a study spec, check it (sweeper check), create the study, queue its baselines."""
     spec = load_spec(spec_path)
     if name is not None:
         spec = spec.renamed(name)
     for warning in spec.warnings():
         err.print(f"warning: {warning}", style="yellow", markup=False, soft_wrap=True)
+    if not skip_check:
+        _print_check(spec, data_root)
     url = resolve_url(storage)
     study = create_study(spec, open_storage(url), exist_ok=exist_ok)
     out.print(
@@ -185,6 +198,24 @@ def create_study_cmd(
     out.print(f"  sweeper worker --study {study.study_name}{flag}", markup=False, soft_wrap=True)
     out.print(f"  sweeper status {study.study_name}{flag}", markup=False, soft_wrap=True)
     out.print(f"  optuna-dashboard '{redact(url)}'", markup=False, soft_wrap=True)
+
+
+@command("check")
+def check_cmd(
+    spec_path: Annotated[
+        Path, typer.Argument(metavar="SPEC.yaml", help="study spec, e.g. studies/demo.yaml")
+    ],
+    data_root: DataRootOption = None,
+) -> None:
+    """Check a spec where it will run: the backbone builds, the data reads and decodes."""
+    _print_check(load_spec(spec_path), data_root)
+
+
+def _print_check(spec: StudySpec, data_root: Path | None) -> None:
+    from sweeper.check import check_spec  # builds a model: torch loads only here
+
+    for line in check_spec(spec, data_root):
+        out.print(f"checked: {line}", markup=False, soft_wrap=True)
 
 
 @command("studies")
@@ -296,10 +327,7 @@ def worker_cmd(
     timeout: Annotated[
         float | None, typer.Option("--timeout", help="seconds after which no trial starts")
     ] = None,
-    data_root: Annotated[
-        Path | None,
-        typer.Option("--data-root", help="where this node mounts the spec's relative data paths"),
-    ] = None,
+    data_root: DataRootOption = None,
     artifacts: Annotated[
         Path, typer.Option("--artifacts", help="checkpoints, pictures and logs (shared by nodes)")
     ] = Path("sweeper-artifacts"),

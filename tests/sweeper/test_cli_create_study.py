@@ -248,3 +248,62 @@ def test_storage_comes_from_the_environment(
     assert result.exit_code == 0, result.output
     assert "sweeper worker --study demo\n" in result.stdout  # no --storage to repeat
     assert optuna.get_all_study_names(open_storage(url)) == ["demo"]
+
+
+# ---- what create-study and sweeper check catch before anything is stored --------------
+
+
+def _tiny(tmp_path: Path, **base: Any) -> Path:
+    from tiny_sweep import make_data, tiny_spec, write_spec
+
+    make_data(tmp_path)
+    spec = tiny_spec("checked", 4)
+    spec["base"]["model"].update(base)
+    return write_spec(tmp_path / "spec.yaml", spec)
+
+
+def test_check_builds_the_backbone_and_reads_the_data(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["check", str(_tiny(tmp_path)), "--data-root", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "checked: backbone mobilenetv3_small_050 builds (" in result.stdout
+    assert (  # 47 of the 50 boxes, the other 3 are don't-care
+        "checked: data: 10 usable images (6 train, 2 val, 2 holdout), 47 boxes; "
+        "8 sample images decode"
+    ) in result.stdout
+    elsewhere = runner.invoke(app, ["check", str(_tiny(tmp_path))])  # from another directory
+    assert elsewhere.exit_code == 0, elsewhere.output
+    assert "checked: data: not checked (tiny-data/images is not here; pass --data-root" in (
+        elsewhere.stdout
+    )
+
+
+def _broken_json(root: Path) -> None:
+    (root / "tiny-data" / "annotations.json").write_text('{"images": {"a.jpg": {"wo')
+
+
+def _no_images(root: Path) -> None:
+    for image in (root / "tiny-data" / "images").iterdir():
+        image.unlink()
+
+
+@pytest.mark.parametrize(
+    ("model", "damage", "message"),
+    [
+        ({"backbone": "no_such_net"}, None, "model.backbone: cannot build 'no_such_net'"),
+        ({}, _broken_json, "annotations.json is not valid JSON"),
+        ({}, _no_images, "the train split is empty (0 usable images"),
+    ],
+    ids=["unknown backbone", "truncated annotations", "no images"],
+)
+def test_create_study_refuses_what_every_trial_would_fail_on(
+    tmp_path: Path, sqlite_url: str, model: dict, damage: Any, message: str
+) -> None:
+    spec = _tiny(tmp_path, **model)
+    if damage is not None:
+        damage(tmp_path)
+    args = ["create-study", str(spec), "--storage", sqlite_url, "--data-root", str(tmp_path)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    [line] = [ln for ln in result.stderr.splitlines() if ln.startswith("error: ")]
+    assert message in line
+    assert not (tmp_path / "sweeps.db").exists()  # nothing stored
