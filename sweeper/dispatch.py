@@ -109,6 +109,7 @@ class ChildState:
     restart_times: list[float] = field(default_factory=list)  # monotonic, recent ones
     restart_at: float | None = None  # a restart waiting out its backoff
     reason: str | None = None  # why the child stopped for good, from its last status
+    reader: threading.Thread | None = None  # reads its status lines until it exits
     trial: int | None = None
     epoch: int | None = None
     hmean: float | None = None
@@ -185,11 +186,13 @@ def run_workers(
     max_restarts: int = 3,
     console: Console | None = None,
     study_key: str | None = None,
+    child_command: tuple[str, ...] = (sys.executable, "-m", "sweeper.worker_child"),
 ) -> int:
     """Start a child per slot and supervise them; return the exit code (0 all clean).
 
     Each slot logs to its own file, named by the study's key (:func:`sweeper.paths.study_key`)
     and by this node and process, so nodes sharing the artifacts directory never mix logs.
+    ``child_command`` is the child's argv before its JSON options.
     """
     console = console or Console(stderr=True)
     logs = artifacts / "logs"
@@ -213,16 +216,17 @@ def run_workers(
         }
         log = open(log_file(artifacts, key, node, child.slot.index), "a")  # noqa: SIM115
         child.process = subprocess.Popen(
-            [sys.executable, "-m", "sweeper.worker_child", json.dumps(options)],
+            [*child_command, json.dumps(options)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
         )
         log.close()  # the child holds its own descriptor
-        threading.Thread(
+        child.reader = threading.Thread(
             target=_read_status, args=(child, child.process.stdout), daemon=True
-        ).start()
+        )
+        child.reader.start()
 
     def forward(signum: int, _frame: object) -> None:
         stopping.set()
@@ -252,6 +256,8 @@ def run_workers(
                             start(child)
                         running += 1
                         continue
+                    if child.reader is not None:
+                        child.reader.join(timeout=2.0)  # its last status line says why
                     recent = [t for t in child.restart_times if now - t < RESTART_WINDOW_S]
                     restart = (
                         code not in _FINAL_EXITS
