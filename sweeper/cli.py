@@ -501,6 +501,74 @@ def promote_cmd(
     )
 
 
+@command("tune-postprocess")
+def tune_postprocess_cmd(
+    study: StudyArg,
+    storage: StorageOption = None,
+    trial: Annotated[
+        int | None, typer.Option("--trial", help="the completed trial to tune")
+    ] = None,
+    top: Annotated[
+        int | None, typer.Option("--top", help="tune the top K completed trials instead")
+    ] = None,
+    n_trials: Annotated[
+        int | None,
+        typer.Option("--n-trials", help="search trials (default: the spec's postprocess_search)"),
+    ] = None,
+    artifacts: Annotated[
+        Path, typer.Option("--artifacts", help="the workers' --artifacts directory")
+    ] = Path("sweeper-artifacts"),
+    data_root: Annotated[
+        Path | None,
+        typer.Option("--data-root", help="where this node mounts the spec's relative data paths"),
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="for the one inference pass (default: auto)")
+    ] = None,
+) -> None:
+    """Search a trial's post-processing thresholds on its cached probability maps."""
+    from sweeper.postprocess_search import pick_trials, tune_postprocess
+
+    study_obj, spec = load_study(study, open_storage(resolve_url(storage), create=False))
+    for number in pick_trials(study_obj, spec, trial, top):
+        tuned, cached = tune_postprocess(
+            study_obj,
+            spec,
+            number,
+            artifacts=artifacts,
+            n_trials=n_trials,
+            data_root=data_root,
+            device=device,
+        )
+        how = "reused" if cached.reused else "made by one inference pass"
+        params = ", ".join(f"{k}={_value(v)}" for k, v in tuned.params.items())
+        out.print(
+            f"trial {number}: maps of {len(cached.val)} val and {len(cached.gap)} "
+            f"{cached.gap_split} images {how} ({cached.path}); {tuned.search_trials} search "
+            f"trials in study {tuned.search_study}",
+            markup=False,
+            soft_wrap=True,
+        )
+        out.print(
+            f"  val H {100 * tuned.val_before:.2f} -> {100 * tuned.val_after:.2f}; "
+            f"{tuned.gap_split} H {100 * tuned.gap_before:.2f} -> {100 * tuned.gap_after:.2f}; "
+            f"best: {params}",
+            markup=False,
+            soft_wrap=True,
+        )
+        if tuned.gap_after < tuned.gap_before:
+            out.print(
+                f"  warning: the {tuned.gap_split} H-mean fell: the tuned values fit val only",
+                markup=False,
+                soft_wrap=True,
+            )
+    out.print(
+        f"stored on study {study}; sweeper rank marks tuned trials, export-best writes them",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
 @command("dashboard")
 def dashboard_cmd(
     storage: StorageOption = None,

@@ -11,7 +11,7 @@ import csv
 import io
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ from sweeper.saving import PruningSaving, pruning_saving
 from sweeper.scoring import penalized_score
 from sweeper.selection import RULES, Rule, rule_value
 from sweeper.spec import StudySpec
+from sweeper.tuned import tuned_by_trial
+from trainer_core.config import apply_overrides
 
 __all__ = [
     "PrunedTrial",
@@ -54,6 +56,8 @@ class RankedTrial:
     epochs: int
     gap_precision: float | None = None  # None: recorded before sweeper kept them
     gap_recall: float | None = None
+    postprocess_tuned: dict[str, float | int] | None = None
+    """The post-processing ``sweeper tune-postprocess`` found for it, if it was tuned."""
 
     @property
     def recall_gap(self) -> float | None:
@@ -201,6 +205,11 @@ def rank_study(
         if t.state == TrialState.COMPLETE and (r := _ranked(t, penalty, tolerance)) is not None
     ]
     completed.sort(key=lambda r: (_sort_value(by, r), r.val_hmean), reverse=True)
+    tuned = tuned_by_trial(study.user_attrs)
+    completed = [
+        replace(r, postprocess_tuned=tuned[r.number].params) if r.number in tuned else r
+        for r in completed
+    ]
     promoted_to = {
         t.user_attrs[PROMOTED_FROM_ATTR]: t.number
         for t in trials
@@ -255,6 +264,9 @@ def export_best(
     """
     trial = best_trial(study, spec, by)
     config = spec.train_config(trial.params)
+    tuned = tuned_by_trial(study.user_attrs).get(trial.number)
+    if tuned is not None:
+        config = apply_overrides(config, tuned.overrides())
     a = trial.user_attrs
     header = [
         f"sweeper export-best: study {study.study_name!r}, trial {trial.number} (by {by})",
@@ -264,6 +276,12 @@ def export_best(
         f"score {a['score']:.4f}  best epoch {a.get('best_epoch')}",
         f"retrain: sweeper train {path.name}",
     ]
+    if tuned is not None:
+        header.append(
+            f"postprocess tuned on its cached maps ({tuned.search_study}): "
+            f"{json.dumps(tuned.params)}; val H {tuned.val_before:.4f} -> {tuned.val_after:.4f}, "
+            f"{tuned.gap_split} H {tuned.gap_before:.4f} -> {tuned.gap_after:.4f}"
+        )
     checkpoint = a.get(CHECKPOINT_ATTR)
     if isinstance(checkpoint, str):
         best_pt = (

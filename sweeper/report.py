@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from sweeper.ranking import Ranking
+from sweeper.ranking import RankedTrial, Ranking
 from sweeper.tables import Column, compact, fit_table, percent, print_fitted
 
 __all__ = ["print_ranking"]
@@ -35,6 +35,11 @@ def _param_columns(names: list[str], rows: list) -> list[Column]:
     ]
 
 
+def _trial_cell(trial: RankedTrial) -> str:
+    """The trial number, starred when its post-processing was tuned."""
+    return f"{trial.number}*" if trial.postprocess_tuned else str(trial.number)
+
+
 def print_ranking(
     ranking: Ranking, console: Console, top: int | None = 10, wide: bool = False
 ) -> None:
@@ -56,7 +61,7 @@ def print_ranking(
     done = ranking.completed[:top]
     columns = [
         Column("#", [str(i) for i in range(1, len(done) + 1)], required=True),
-        Column("trial", [str(t.number) for t in done], required=True),
+        Column("trial", [_trial_cell(t) for t in done], required=True),
         Column("score", [percent(t.score) for t in done], required=True, style="bold"),
         Column("val H", [percent(t.val_hmean) for t in done]),
         Column("gap", [percent(t.gap, signed=True) for t in done]),
@@ -70,6 +75,12 @@ def print_ranking(
     ]
     if done:
         print_fitted(console, fit_table(columns, width, title))
+        if any(t.postprocess_tuned for t in done):
+            console.print(
+                "  * post-processing tuned on its cached maps (sweeper tune-postprocess); "
+                "export-best writes the tuned values",
+                markup=False,
+            )
     else:
         console.print(f"{ranking.study}: no completed trial yet", markup=False)
     if ranking.pruned:

@@ -15,6 +15,7 @@ A spec is YAML with these sections (unknown keys are errors everywhere)::
     retries: {max_retries: 2}
     ranking: {gap_source: holdout, penalty: 1.0, tolerance: 0.005}
     baselines: [{lr: 3.85e-4, T_max: 22, ...}]                     # enqueued first
+    postprocess_search: {thresh: {low: 0.2, high: 0.4, step: 0.01}}  # tune-postprocess
     base: {...}                       # a trainer_core TrainConfig
 
 Search-space names are dotted TrainConfig paths (``optimizer.backbone_lr_mult``) or the
@@ -55,10 +56,12 @@ from trainer_core.config import TrainConfig, apply_overrides, format_validation_
 from trainer_core.errors import ConfigError
 
 __all__ = [
+    "POSTPROCESS_SEARCHED",
     "SCHEMA_VERSION",
     "SHORT_NAMES",
     "BudgetSpec",
     "ParamSpec",
+    "PostprocessSearchSpec",
     "PrunerSpec",
     "RankingSpec",
     "RetriesSpec",
@@ -211,6 +214,31 @@ class RankingSpec(_Strict):
     tolerance: float = Field(0.005, ge=0.0, lt=1.0, description="gap allowed without penalty")
 
 
+POSTPROCESS_SEARCHED = ("thresh", "box_thresh", "unclip_ratio", "max_candidates")
+"""The post-processing fields ``sweeper tune-postprocess`` searches."""
+
+
+class PostprocessSearchSpec(_Strict):
+    """What ``sweeper tune-postprocess`` searches on a trial's cached probability maps.
+
+    Each field is a range of the ``postprocess`` field of that name; a step lets the search
+    reuse the geometry of settings it has already scored (the defaults have one).
+    """
+
+    thresh: ParamSpec = Field(default_factory=lambda: ParamSpec(low=0.1, high=0.6, step=0.01))
+    box_thresh: ParamSpec = Field(default_factory=lambda: ParamSpec(low=0.1, high=0.9, step=0.01))
+    unclip_ratio: ParamSpec = Field(default_factory=lambda: ParamSpec(low=1.2, high=2.6, step=0.1))
+    max_candidates: ParamSpec = Field(
+        default_factory=lambda: ParamSpec(low=100, high=1000, step=50)
+    )
+    n_trials: int = Field(300, ge=1, description="search trials per tune-postprocess call")
+    seed: int | None = Field(0, description="the search's TPE seed; None = a new one each call")
+
+    def ranges(self) -> dict[str, ParamSpec]:
+        """Field name -> its range, in :data:`POSTPROCESS_SEARCHED` order."""
+        return {name: getattr(self, name) for name in POSTPROCESS_SEARCHED}
+
+
 class StudySpec(_Strict):
     """A validated study spec; see the module docstring for the layout and the rules.
 
@@ -228,6 +256,7 @@ class StudySpec(_Strict):
     retries: RetriesSpec = RetriesSpec()
     ranking: RankingSpec = RankingSpec()
     baselines: list[dict[str, Any]] = []
+    postprocess_search: PostprocessSearchSpec = Field(default_factory=PostprocessSearchSpec)
     base: TrainConfig
 
     @field_validator("name")
@@ -248,6 +277,7 @@ class StudySpec(_Strict):
         _check_pruner(self)
         _check_ranking(self)
         _check_baselines(self)
+        _check_postprocess_search(self)
         return self
 
     @property
@@ -515,6 +545,20 @@ def _check_baselines(spec: StudySpec) -> None:
             spec.train_config(baseline)
         except ConfigError as e:
             raise SpecError(f"{field}: {e}") from e
+
+
+def _check_postprocess_search(spec: StudySpec) -> None:
+    """Each range is a range (not choices) of valid values of its postprocess field."""
+    for name, param in spec.postprocess_search.ranges().items():
+        field, path = f"postprocess_search.{name}", f"postprocess.{name}"
+        if param.is_choice:
+            raise SpecError(f"{field}: give a range (low, high, step), not choices")
+        _check_range_type(field, path, _field_annotation(path), param)
+        for value in (param.low, param.high):
+            try:
+                apply_overrides(spec.base, {path: value})
+            except ConfigError as e:
+                raise SpecError(f"{field}: {value!r} is not a valid {path} ({e})") from e
 
 
 def _t_max_warning(spec: StudySpec) -> str | None:

@@ -1,0 +1,229 @@
+"""``sweeper tune-postprocess``: search a trial's post-processing thresholds, no retraining.
+
+The trial's ``best.pt`` runs once over validation and the gap split; the probability maps
+are cached beside it (:func:`trainer_core.prob_maps.cache_prob_maps`) and reused by the next
+call. An Optuna study of its own, in the same storage and named after the trial
+(``STUDY.trial-N.postprocess``, so the dashboard shows it), searches ``thresh``,
+``box_thresh``, ``unclip_ratio`` and ``max_candidates`` within the spec's
+``postprocess_search`` ranges on the cached maps alone, maximizing val H-mean. The gap
+split's H-mean is reported before and after: a setting that only fits val shows up as a
+val gain without a gap-split gain. The result is stored on the trial's study
+(:mod:`sweeper.tuned`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.exceptions import ExperimentalWarning
+from optuna.trial import FrozenTrial, TrialState
+
+from storage import set_trial_user_attrs
+from sweeper.budget import chain_root
+from sweeper.errors import SpecError, StudyError
+from sweeper.objective import WorkerContext, trial_config
+from sweeper.paths import checkpoints_dir, inside, study_key
+from sweeper.promote import CHECKPOINT_ATTR
+from sweeper.ranking import rank_study
+from sweeper.spec import StudySpec
+from sweeper.tuned import TunedPostprocess, tuned_attr_key
+from trainer_core.config import PostprocessConfig
+from trainer_core.prob_maps import CachedMaps, MapScorer, cache_prob_maps
+
+__all__ = [
+    "SOURCE_ATTR",
+    "pick_trials",
+    "search_study_name",
+    "trial_checkpoint",
+    "tune_postprocess",
+]
+
+SOURCE_ATTR = "sweeper.postprocess_of"
+"""On a search study: ``{"study": ..., "trial": N}``, the trial it tunes."""
+
+
+def search_study_name(study_name: str, number: int) -> str:
+    """The search study of trial ``number``: ``STUDY.trial-N.postprocess``."""
+    return f"{study_name}.trial-{number}.postprocess"
+
+
+def pick_trials(
+    study: optuna.Study, spec: StudySpec, trial: int | None = None, top: int | None = None
+) -> list[int]:
+    """The trial numbers to tune: ``trial``, or the ``top`` completed by the ranking rule.
+
+    Raises:
+        SpecError: both or neither given, or ``top`` below 1.
+        StudyError: no completed trial.
+    """
+    if (trial is None) == (top is None):
+        raise SpecError("give --trial N or --top K (one of them)")
+    if trial is not None:
+        return [trial]
+    assert top is not None
+    if top < 1:
+        raise SpecError(f"--top {top}: must be 1 or more")
+    ranked = rank_study(study, spec).completed
+    if not ranked:
+        raise StudyError(f"study {study.study_name!r} has no completed trial to tune yet")
+    return [r.number for r in ranked[:top]]
+
+
+def _finished_trial(study: optuna.Study, number: int) -> FrozenTrial:
+    trials = study.get_trials(deepcopy=False)
+    found = next((t for t in trials if t.number == number), None)
+    if found is None:
+        raise StudyError(
+            f"study {study.study_name!r} has no trial {number} (trials 0..{len(trials) - 1})"
+        )
+    if found.state != TrialState.COMPLETE or "val_hmean" not in found.user_attrs:
+        raise StudyError(
+            f"trial {number} of study {study.study_name!r} is {found.state.name.lower()}, not a "
+            "completed trial with a score; tune a completed one (sweeper rank lists them)"
+        )
+    return found
+
+
+def trial_checkpoint(study: optuna.Study, trial: FrozenTrial, artifacts: Path) -> Path:
+    """The ``best.pt`` of a finished trial under ``artifacts``.
+
+    Raises:
+        StudyError: it is not there (another --artifacts, or retention removed it).
+    """
+    recorded = trial.user_attrs.get(CHECKPOINT_ATTR)
+    if isinstance(recorded, str):
+        folder = Path(recorded) if Path(recorded).is_absolute() else Path(artifacts) / recorded
+    else:
+        key = study_key(study.study_name, study._storage)
+        folder = checkpoints_dir(artifacts, key) / f"trial-{chain_root(trial)}"
+    best = inside(artifacts, folder) / "best.pt"
+    if not best.is_file():
+        raise StudyError(
+            f"trial {trial.number}: no checkpoint at {best}; pass the workers' --artifacts "
+            "(the checkpoint may also have been removed by the spec's retention)"
+        )
+    return best
+
+
+def _suggest(trial: optuna.Trial, spec: StudySpec) -> dict[str, float | int]:
+    params: dict[str, float | int] = {}
+    for name, p in spec.postprocess_search.ranges().items():
+        assert p.low is not None and p.high is not None  # ranges, checked by the spec
+        if name == "max_candidates":
+            step = 1 if p.step is None else int(p.step)
+            params[name] = trial.suggest_int(name, int(p.low), int(p.high), step=step, log=p.log)
+        else:
+            params[name] = trial.suggest_float(
+                name, float(p.low), float(p.high), step=p.step, log=p.log
+            )
+    return params
+
+
+def _own_params(post: PostprocessConfig, spec: StudySpec) -> dict[str, Any] | None:
+    """The trial's own settings as a first search trial, if they lie inside the ranges."""
+    ranges = spec.postprocess_search.ranges()
+    own = {name: getattr(post, name) for name in ranges}
+    return own if all(ranges[n].contains(v) for n, v in own.items()) else None
+
+
+def _search_study(
+    study: optuna.Study, spec: StudySpec, number: int, own: dict[str, Any] | None
+) -> optuna.Study:
+    """The trial's search study (created on the first call, continued after)."""
+    search = optuna.create_study(
+        storage=study._storage,
+        study_name=search_study_name(study.study_name, number),
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=spec.postprocess_search.seed, multivariate=True),
+        load_if_exists=True,
+    )
+    if SOURCE_ATTR not in search.user_attrs:
+        search.set_user_attr(SOURCE_ATTR, {"study": study.study_name, "trial": number})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            search.set_metric_names(["val H-mean"])
+        if own is not None:
+            search.enqueue_trial(own)
+    return search
+
+
+def tune_postprocess(
+    study: optuna.Study,
+    spec: StudySpec,
+    number: int,
+    *,
+    artifacts: Path,
+    n_trials: int | None = None,
+    data_root: Path | None = None,
+    device: str | None = None,
+    on_trial: Callable[[int], None] | None = None,
+) -> tuple[TunedPostprocess, CachedMaps]:
+    """Search trial ``number``'s post-processing on its cached maps; store the best.
+
+    Args:
+        study: the sweep (``load_study``).
+        spec: its spec (ranges in ``postprocess_search``).
+        number: a completed trial.
+        artifacts: the workers' ``--artifacts`` (where its checkpoint is).
+        n_trials: search trials (default ``postprocess_search.n_trials``).
+        data_root: this node's mount of the spec's relative data paths.
+        device: where the one inference pass runs (default: the trial's config's).
+        on_trial: called after each search trial with the number done.
+
+    Returns:
+        The stored result and the maps it was found on.
+
+    Raises:
+        StudyError: no such completed trial, or no checkpoint for it.
+        SpecError: ``n_trials`` below 1.
+
+    Example:
+        >>> tuned, _ = tune_postprocess(study, spec, 3, artifacts=Path("art"))  # doctest: +SKIP
+        >>> tuned.params["thresh"], tuned.val_after  # doctest: +SKIP
+    """
+    n_trials = spec.postprocess_search.n_trials if n_trials is None else n_trials
+    if n_trials < 1:
+        raise SpecError(f"--n-trials {n_trials}: must be 1 or more")
+    trial = _finished_trial(study, number)
+    best_pt = trial_checkpoint(study, trial, artifacts)
+    ctx = WorkerContext(study.study_name, artifacts, "tune-postprocess", data_root, device)
+    cfg = trial_config(spec, trial.params, ctx)
+    cached = cache_prob_maps(cfg, best_pt)
+
+    own = cfg.postprocess
+    floor = min(spec.postprocess_search.box_thresh.span()[0], own.box_thresh)
+    val = MapScorer(cached.val, cfg.metric_average, floor)
+    gap = MapScorer(cached.gap, cfg.metric_average, floor)
+    search = _search_study(study, spec, number, _own_params(own, spec))
+    storage = study._storage
+
+    def objective(t: optuna.Trial) -> float:
+        metrics = val.metrics(own.model_copy(update=_suggest(t, spec)))
+        set_trial_user_attrs(
+            storage, t._trial_id, {"val_precision": metrics.precision, "val_recall": metrics.recall}
+        )
+        return metrics.hmean
+
+    callbacks = [] if on_trial is None else [lambda s, t: on_trial(t.number + 1)]
+    search.optimize(objective, n_trials=n_trials, callbacks=callbacks)
+    best = search.best_trial
+    after = own.model_copy(update=best.params)
+    tuned = TunedPostprocess(
+        trial=number,
+        params=dict(best.params),
+        val_before=val.metrics(own).hmean,
+        val_after=float(best.value),
+        gap_split=cached.gap_split,
+        gap_before=gap.metrics(own).hmean,
+        gap_after=gap.metrics(after).hmean,
+        search_study=search.study_name,
+        search_trials=len(search.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))),
+        maps=str(cached.path),
+    )
+    study.set_user_attr(tuned_attr_key(number), tuned.to_attr())
+    search.set_user_attr("sweeper.tuned", tuned.to_attr())
+    return tuned, cached
