@@ -183,10 +183,12 @@ class _Tracked:
 
 def _unreachable(e: BaseException) -> bool:
     """Whether ``e`` (or what it was raised from) says the storage did not answer."""
+    chain: list[BaseException] = []
     seen: BaseException | None = e
-    while seen is not None:
+    while seen is not None and seen not in chain:  # a chain can loop back on itself
         if isinstance(seen, (*TRANSIENT_ERRORS, ConnectionError)):
             return True
+        chain.append(seen)
         seen = seen.__cause__ or seen.__context__
     return False
 
