@@ -57,6 +57,16 @@ def test_receipts_spec_is_the_production_setup() -> None:
     ]
     assert base.data.format == "icdar"
     assert base.data.holdout_fraction > 0
+    assert base.model.pretrained  # the team never trains a backbone from scratch
+
+
+def test_demo_spec_fine_tunes_a_starting_point_with_an_early_first_rung() -> None:
+    spec = load_spec(STUDIES / "demo.yaml")
+    assert spec.base.model.init_checkpoint == Path("pretrained/best.pt")
+    assert spec.rungs()[0] <= 2
+    assert spec.budget.n_trials >= 27
+    low, high = spec.search_space["lr"].span()
+    assert high / low >= 1e4  # from too timid to destructive
 
 
 def test_yaml_exponent_without_dot_is_a_float(tmp_path: Path) -> None:
