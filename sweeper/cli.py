@@ -41,7 +41,7 @@ from storage import (
 )
 from sweeper.errors import SpecError, StudyError
 from sweeper.exits import EXIT_BAD_INPUT, EXIT_FAILED
-from sweeper.paths import remove_study_files, study_key
+from sweeper.paths import remove_study_files, study_key, study_pictures
 from sweeper.spec import StudySpec, load_spec
 from sweeper.study import create_study, delete_study, load_study
 from sweeper.summary import STATES, StudyStatus, StudySummary, list_studies, study_status
@@ -266,11 +266,12 @@ def delete_study_cmd(
     url = resolve_url(storage)
     storage_obj = open_storage(url, create=False)
     key = study_key(study, storage_obj)
+    pictures = study_pictures(study, storage_obj)
     delete_study(study, storage_obj)
-    freed = remove_study_files(artifacts, key)
+    freed = remove_study_files(artifacts, key, pictures)
     out.print(
-        f"deleted study {study} from {redact(url)}; removed its checkpoints and logs under "
-        f"{artifacts} ({_bytes(freed)})",
+        f"deleted study {study} from {redact(url)}; removed its checkpoints, logs and "
+        f"pictures under {artifacts} ({_bytes(freed)})",
         markup=False,
         soft_wrap=True,
     )

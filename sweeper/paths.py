@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 from optuna.storages import BaseStorage
@@ -32,6 +33,7 @@ __all__ = [
     "remove_study_files",
     "safe_component",
     "study_key",
+    "study_pictures",
 ]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -87,12 +89,22 @@ def find_trial_checkpoints(artifacts: Path, study_name: str, root: int) -> Path 
     return found[0] if len(found) == 1 else None
 
 
-def remove_study_files(artifacts: Path, key: str) -> int:
-    """Delete the study's checkpoints and logs; return how many bytes they held."""
+def study_pictures(name: str, storage: BaseStorage) -> list[str]:
+    """Artifact ids of the files (learning curves, detections) uploaded for the study's trials."""
+    from optuna.artifacts import get_all_artifact_meta
+
+    trials = storage.get_all_trials(find_study_id(name, storage), deepcopy=False)
+    return [meta.artifact_id for t in trials for meta in get_all_artifact_meta(t, storage=storage)]
+
+
+def remove_study_files(artifacts: Path, key: str, pictures: Iterable[str] = ()) -> int:
+    """Delete the study's checkpoints and logs, and the artifact-store files ``pictures``
+    (artifact ids); return how many bytes they held."""
     targets = [Path(artifacts) / "checkpoints" / safe_component(key)]
     logs = Path(artifacts) / "logs"
     if logs.is_dir():
         targets += sorted(logs.glob(f"{safe_component(key)}-*.log"))
+    targets += [Path(artifacts) / "store" / safe_component(p) for p in pictures]
     freed = 0
     for target in targets:
         target = inside(artifacts, target)

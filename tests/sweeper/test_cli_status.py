@@ -162,8 +162,8 @@ def test_delete_study_needs_yes(sqlite_url: str) -> None:
     )
     assert done.exit_code == 0
     assert done.stdout == (
-        f"deleted study demo from {sqlite_url}; removed its checkpoints and logs under "
-        "nowhere (0 bytes)\n"
+        f"deleted study demo from {sqlite_url}; removed its checkpoints, logs and pictures "
+        "under nowhere (0 bytes)\n"
     )
     assert optuna.get_all_study_names(open_storage(sqlite_url)) == []
 
@@ -171,6 +171,9 @@ def test_delete_study_needs_yes(sqlite_url: str) -> None:
 def test_delete_study_removes_its_checkpoints_and_logs_only(
     tmp_path: Path, sqlite_url: str
 ) -> None:
+    from optuna.artifacts import upload_artifact
+
+    from storage import open_artifact_store
     from sweeper.paths import checkpoints_dir, log_file, study_key
 
     storage = open_storage(sqlite_url)
@@ -185,12 +188,21 @@ def test_delete_study_removes_its_checkpoints_and_logs_only(
         log = log_file(artifacts, key, "node-1", 0)
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("y" * 500)
-        files[name] = (last, log)
+        picture = tmp_path / f"{name}.png"
+        picture.write_bytes(b"z" * 1000)
+        study, _ = load_study(name, storage)
+        trial = study.ask()
+        artifact = upload_artifact(
+            artifact_store=open_artifact_store(artifacts),
+            file_path=str(picture),
+            study_or_trial=trial,
+        )
+        files[name] = (last, log, artifacts / "store" / artifact)
     done = runner.invoke(
         app,
         ["delete-study", "demo", "--yes", "--storage", sqlite_url, "--artifacts", str(artifacts)],
     )
     assert done.exit_code == 0, done.output
-    assert "(2.0 kB)" in done.stdout
+    assert "(3.0 kB)" in done.stdout
     assert not any(p.exists() for p in files["demo"])
     assert all(p.exists() for p in files["demo-2"])
