@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from storage._artifacts import open_artifact_store
 from storage._attrs import set_trial_user_attrs
+from storage._bulk import add_finished_trials
 from storage._errors import StorageError
 from storage._heartbeat import HeartbeatSettings
 from storage._open import CONNECTIONS_PER_PROCESS, SCHEMES, close_storage, open_storage
@@ -27,6 +28,7 @@ __all__ = [
     "HeartbeatSettings",
     "StorageError",
     "StorageUnavailable",
+    "add_finished_trials",
     "close_storage",
     "open_artifact_store",
     "open_storage",

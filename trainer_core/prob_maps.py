@@ -53,6 +53,7 @@ __all__ = [
     "ProbMaps",
     "cache_prob_maps",
     "load_prob_maps",
+    "save_prob_maps",
 ]
 
 log = logging.getLogger(__name__)
@@ -192,12 +193,13 @@ def cache_prob_maps(cfg: TrainConfig, checkpoint: Path, path: Path | None = None
     val_maps = _predict_split(model, splits.val, cfg, device)
     gap_maps = _predict_split(model, gap, cfg, device)
     meta = {"key": key, "gap_split": gap_split, "n_val": len(splits.val), "n_gap": len(gap)}
-    _save(path, val_maps, gap_maps, meta)
+    save_prob_maps(path, val_maps, gap_maps, meta)
     return CachedMaps(val_maps, gap_maps, gap_split, meta, path, False)
 
 
-def _save(path: Path, val: ProbMaps, gap: ProbMaps, meta: dict[str, Any]) -> None:
-    """One compressed npz, written atomically."""
+def save_prob_maps(path: Path, val: ProbMaps, gap: ProbMaps, meta: dict[str, Any]) -> None:
+    """Write a cache: one compressed npz (float16 maps), atomically; ``meta`` must hold
+    ``gap_split``."""
     arrays: dict[str, np.ndarray] = {"meta": np.array(json.dumps(meta))}
     for name, split in (("val", val), ("gap", gap)):
         arrays |= _split_arrays(name, split)
