@@ -429,6 +429,8 @@ def rank_cmd(
     if fmt not in ("table", "csv", "json"):
         raise SpecError(f"--format {fmt!r}: use table, csv or json")
     study_obj, spec = load_study(study, open_storage(resolve_url(storage), create=False))
+    if _print_if_verify(study_obj, spec, fmt, wide):
+        return
     ranking = rank_study(study_obj, spec, by=by, penalty=penalty, tolerance=tolerance)  # type: ignore[arg-type]
     if plot is not None:
         _plot_ranking(ranking, study_obj, spec.ranking.gap_source, plot, artifacts)
@@ -440,6 +442,24 @@ def rank_cmd(
         from sweeper.report import print_ranking
 
         print_ranking(ranking, out, top, wide=wide)
+
+
+def _print_if_verify(study: optuna.Study, spec: StudySpec, fmt: str, wide: bool) -> bool:
+    """A verify study ranks by config over its re-runs (sweeper verify); False otherwise."""
+    from sweeper.verify import print_verify, source_study_name, verify_report
+
+    if source_study_name(study) is None:
+        return False
+    if fmt == "csv":
+        raise SpecError(
+            f"--format csv: study {study.study_name} is a verify study; use table or json"
+        )
+    report = verify_report(study, spec)
+    if fmt == "json":
+        print(report.to_json())
+    else:
+        print_verify(report, out, wide=wide)
+    return True
 
 
 def _plot_ranking(
@@ -565,6 +585,34 @@ def tune_postprocess_cmd(
             )
     out.print(
         f"stored on study {study}; sweeper rank marks tuned trials, export-best writes them",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@command("verify")
+def verify_cmd(
+    study: StudyArg,
+    top: Annotated[int, typer.Option("--top", help="how many of the best configs to re-run")],
+    storage: StorageOption = None,
+    seeds: Annotated[
+        int | None, typer.Option("--seeds", help="re-runs with this many other seeds (default 3)")
+    ] = None,
+    folds: Annotated[
+        int | None,
+        typer.Option("--folds", help="instead: one re-run on each of N folds of non-holdout data"),
+    ] = None,
+) -> None:
+    """Enqueue re-runs of the top-K configs into STUDY.verify, for any sweeper worker."""
+    from sweeper.verify import enqueue_verify
+
+    study_obj, spec = load_study(study, open_storage(resolve_url(storage), create=False))
+    done = enqueue_verify(study_obj, spec, top=top, seeds=seeds, folds=folds)
+    out.print(
+        f"study {done.study}: {done.added} re-run(s) enqueued of trial(s) "
+        f"{', '.join(map(str, done.configs))} ({done.already} already there); run them with "
+        f"sweeper worker --study {done.study}{_storage_flag(storage)}, then "
+        f"sweeper rank {done.study}",
         markup=False,
         soft_wrap=True,
     )

@@ -23,7 +23,7 @@ import optuna
 from optuna.artifacts import upload_artifact
 
 from storage import set_trial_user_attrs
-from sweeper.attrs import FAIL_REASON_ATTR, INTERRUPTED_ATTR
+from sweeper.attrs import CONFIG_OVERRIDES_ATTR, FAIL_REASON_ATTR, INTERRUPTED_ATTR
 from sweeper.paths import checkpoints_dir, study_key
 from sweeper.pictures import detections_png, learning_curve_png
 from sweeper.promote import (
@@ -36,7 +36,7 @@ from sweeper.scoring import penalized_score
 from sweeper.spec import StudySpec
 from sweeper.study import suggest_params
 from trainer_core.checkpoint import load_checkpoint
-from trainer_core.config import TrainConfig
+from trainer_core.config import TrainConfig, apply_overrides
 from trainer_core.data import make_splits
 from trainer_core.errors import ConfigError, DataError
 from trainer_core.fit import EpochRecord, FitResult, fit
@@ -198,6 +198,8 @@ class Objective:
         _set_attrs(trial, {"host": ctx.host, "worker_id": ctx.worker_id})
         try:
             cfg = trial_config(self.spec, suggest_params(trial, self.spec), ctx)
+            if trial.user_attrs.get(CONFIG_OVERRIDES_ATTR):  # a re-run of sweeper verify
+                cfg = apply_overrides(cfg, trial.user_attrs[CONFIG_OVERRIDES_ATTR])
         except ConfigError as e:
             raise self._fail(trial, f"bad config: {e}") from e
         out_dir = checkpoint_dir(ctx, trial)
