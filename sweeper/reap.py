@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import grpc
@@ -42,7 +42,14 @@ from sweeper.attrs import FAIL_REASON_ATTR
 from sweeper.spec import StudySpec
 from sweeper.study import load_study
 
-__all__ = ["HEARTBEAT_ATTR", "fail_and_requeue", "keep_alive", "reap_loop", "reap_stale"]
+__all__ = [
+    "HEARTBEAT_ATTR",
+    "beating",
+    "fail_and_requeue",
+    "keep_alive",
+    "reap_loop",
+    "reap_stale",
+]
 
 log = logging.getLogger(__name__)
 
@@ -158,21 +165,34 @@ def keep_alive(trial: optuna.Trial, interval_s: float) -> Iterator[None]:
         >>> with keep_alive(trial, interval_s=60):  # doctest: +SKIP
         ...     result = fit(config)
     """
+    with beating(lambda: trial.set_user_attr(HEARTBEAT_ATTR, time.time()), trial, interval_s):
+        yield
+
+
+@contextmanager
+def beating(beat: Callable[[], None], trial: optuna.Trial, interval_s: float) -> Iterator[None]:
+    """Call ``beat()`` at once and every ``interval_s`` while the block runs.
+
+    A beat that fails because the storage is away is logged and the next one tried on time
+    (Optuna's own heartbeat thread ends at its first error, so a trial that outlives a
+    database restart would look dead afterwards); a trial that finished meanwhile (told, or
+    failed by a reaper) ends the beats.
+    """
     _check_positive("interval_s", interval_s)
     stop = threading.Event()
 
-    def beat() -> None:
+    def loop() -> None:
         while True:
             try:
-                trial.set_user_attr(HEARTBEAT_ATTR, time.time())
+                beat()
             except UpdateFinishedTrialError:
-                return  # finished meanwhile (told, or failed by a reaper)
+                return
             except _TRANSIENT as e:
                 log.warning("trial %d: heartbeat not written (%s)", trial.number, _one_line(e))
             if stop.wait(interval_s):
                 return
 
-    thread = threading.Thread(target=beat, name=f"heartbeat-trial-{trial.number}", daemon=True)
+    thread = threading.Thread(target=loop, name=f"heartbeat-trial-{trial.number}", daemon=True)
     thread.start()
     try:
         yield

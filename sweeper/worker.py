@@ -26,7 +26,12 @@ from typing import TypeVar
 
 import optuna
 from optuna.exceptions import ExperimentalWarning
-from optuna.storages import BaseStorage, GrpcStorageProxy, RetryHeartbeatStaleTrialCallback
+from optuna.storages import (
+    BaseStorage,
+    GrpcStorageProxy,
+    RDBStorage,
+    RetryHeartbeatStaleTrialCallback,
+)
 from optuna.trial import FrozenTrial, TrialState
 
 from storage import (
@@ -51,7 +56,7 @@ from sweeper.objective import (
     WorkerContext,
     os_error_reason,
 )
-from sweeper.reap import fail_and_requeue, keep_alive
+from sweeper.reap import beating, fail_and_requeue, keep_alive
 from sweeper.spec import StudySpec
 from sweeper.study import load_study
 
@@ -141,11 +146,23 @@ def artifacts_problem(artifacts: Path) -> str | None:
 def _with_keep_alive(
     objective: Callable[[optuna.Trial], float], interval_s: float
 ) -> Callable[[optuna.Trial], float]:
-    def beating(trial: optuna.Trial) -> float:
+    def beating_objective(trial: optuna.Trial) -> float:
         with keep_alive(trial, interval_s):
             return objective(trial)
 
-    return beating
+    return beating_objective
+
+
+def _with_db_heartbeat(
+    objective: Callable[[optuna.Trial], float], storage: RDBStorage, interval_s: float
+) -> Callable[[optuna.Trial], float]:
+    """Beside Optuna's heartbeat, one that outlives a database outage (see ``beating``)."""
+
+    def beating_objective(trial: optuna.Trial) -> float:
+        with beating(lambda: storage.record_heartbeat(trial._trial_id), trial, interval_s):
+            return objective(trial)
+
+    return beating_objective
 
 
 class _Tracked:
@@ -276,6 +293,8 @@ def run_worker(
         # Optuna's heartbeat stays in the SQL database; this one passes through the proxy,
         # where `sweeper reap` reads it.
         objective = _with_keep_alive(objective, settings.interval)
+    elif isinstance(storage, RDBStorage):
+        objective = _with_db_heartbeat(objective, storage, settings.interval)
     tracked = _Tracked(objective, spec, ctx.artifacts)
     callbacks = [_retry_failed(spec, tracked)]
     deadline = None if limits.timeout_s is None else time.monotonic() + limits.timeout_s

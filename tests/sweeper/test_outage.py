@@ -153,3 +153,30 @@ def test_a_worker_stops_when_the_storage_stays_away(
     # The parent's own output keeps the history, though it is not a terminal.
     assert "worker 0: exited 3: storage unreachable for" in stderr
     assert "the limit, --storage-wait, is 6 s" in stderr
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used:UserWarning")
+def test_a_trials_heartbeat_outlives_an_outage(postgres_url: str, study_name: str) -> None:
+    from storage import HeartbeatSettings
+    from sweeper.reap import _heartbeat_ages, beating
+    from sweeper.spec import parse_spec
+    from sweeper.study import create_study
+
+    create_study(parse_spec(tiny_spec(study_name, 1)), open_storage(postgres_url))
+    relay = Relay()
+    url = postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{relay.port}")
+    storage = open_storage(url, heartbeat=True, settings=HeartbeatSettings(1, 3, 2))
+    study, _ = load_study(study_name, storage)
+    trial = study.ask()
+    direct = open_storage(postgres_url)
+    try:
+        with beating(lambda: storage.record_heartbeat(trial._trial_id), trial, 1.0):
+            time.sleep(1.5)
+            relay.close()
+            time.sleep(3)  # beats fail; Optuna's own thread would have ended here
+            relay = Relay(relay.port)
+            time.sleep(2.5)
+            age = _heartbeat_ages(direct, study_name)[trial._trial_id]
+    finally:
+        relay.close()
+    assert age < 2.0, f"last heartbeat {age:.1f} s ago: the beats stopped at the outage"
