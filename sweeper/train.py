@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -46,6 +49,31 @@ def summary_table(result: FitResult) -> Table:
     for key, value in rows:
         table.add_row(key, value)
     return table
+
+
+class _ConsoleHandler(logging.Handler):
+    """Log records printed on the run's console, so they interleave with its progress bar."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__(logging.INFO)
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.console.print(record.getMessage(), markup=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def _trainer_log_on(console: Console) -> Iterator[None]:
+    """What trainer_core logs at INFO (the weights it loaded, a resume) shown to the user."""
+    logger = logging.getLogger("trainer_core")
+    handler, level = _ConsoleHandler(console), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def run_training(
@@ -103,6 +131,7 @@ def run_training(
             )
             return False
 
-        result = fit(cfg, on_epoch_end=on_epoch_end, on_step=on_step, resume=resume)
+        with _trainer_log_on(progress.console):
+            result = fit(cfg, on_epoch_end=on_epoch_end, on_step=on_step, resume=resume)
     console.print(summary_table(result))
     return result

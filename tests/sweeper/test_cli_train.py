@@ -5,8 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import timm
+import torch
 import yaml
+from rich.console import Console
 from tiny_sweep import make_data, sweeper, tiny_spec
+
+from sweeper.train import run_training
 
 
 def _config(tmp_path: Path, **changes: object) -> Path:
@@ -78,3 +83,16 @@ def test_a_trained_best_pt_fine_tunes_with_no_editing(tmp_path: Path) -> None:
     )
     assert tuned.returncode == 0, tuned.stdout + tuned.stderr
     assert (tmp_path / "tuned" / "best.pt").exists()
+
+
+def test_train_reports_the_backbone_tensors_a_weights_file_gave(tmp_path: Path) -> None:
+    make_data(tmp_path)
+    weights = tmp_path / "backbone.pth"
+    torch.save({"state_dict": timm.create_model("mobilenetv3_small_050").state_dict()}, weights)
+    base = tiny_spec("unused", 1)["base"]
+    config = _config(tmp_path, model={**base["model"], "weights": str(weights)}, epochs=1)
+    config.write_text(config.read_text().replace("tiny-data/", f"{tmp_path}/tiny-data/"))
+    console = Console(record=True, width=200)
+    run_training(config, out=tmp_path / "run", console=console)
+    text = console.export_text()
+    assert "model.weights: loaded " in text and " backbone tensors from " in text
