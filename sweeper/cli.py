@@ -372,7 +372,8 @@ def worker_cmd(
     err.print(
         f"study {study} in {redact(url)}: {len(slots)} worker process(es) "
         f"({', '.join(s.label for s in slots)}); up to {per_process * len(slots)} database "
-        f"connections from this node ({per_process} a process); logs in {artifacts / 'logs'}",
+        f"connections from this node ({per_process} a process); logs in {artifacts / 'logs'}; "
+        f"a database outage is waited out for up to {storage_wait:g} s (--storage-wait)",
         markup=False,
         soft_wrap=True,
     )
