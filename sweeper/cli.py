@@ -238,14 +238,25 @@ def studies_cmd(storage: StorageOption = None) -> None:
 
 
 @command("status")
-def status_cmd(study: StudyArg, storage: StorageOption = None) -> None:
-    """Show one study: trials by state, the best so far, the running trials."""
+def status_cmd(
+    study: StudyArg,
+    storage: StorageOption = None,
+    artifacts: Annotated[
+        Path, typer.Option("--artifacts", help="the workers' --artifacts (checkpoint disk use)")
+    ] = Path("sweeper-artifacts"),
+) -> None:
+    """Show one study: trials by state, the best so far, the running trials, its disk."""
+    from sweeper.retention import checkpoint_usage
+
     url = resolve_url(storage)
-    status = study_status(study, open_storage(url, create=False))
+    storage_obj = open_storage(url, create=False)
+    status = study_status(study, storage_obj)
     out.print(_headline(status.summary, url), markup=False, soft_wrap=True)
     _print_status(status)
     if status.saving is not None and status.saving.trials:
         out.print(status.saving.describe(), markup=False, soft_wrap=True)
+    usage = checkpoint_usage(artifacts, study_key(study, storage_obj))
+    out.print(f"{usage.describe()} under {artifacts}", markup=False, soft_wrap=True)
 
 
 @command("delete-study")

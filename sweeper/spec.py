@@ -16,6 +16,7 @@ A spec is YAML with these sections (unknown keys are errors everywhere)::
     ranking: {gap_source: holdout, penalty: 1.0, tolerance: 0.005}
     baselines: [{lr: 3.85e-4, T_max: 22, ...}]                     # enqueued first
     postprocess_search: {thresh: {low: 0.2, high: 0.4, step: 0.01}}  # tune-postprocess
+    retention: {keep_pruned: 3, top_k: 10, outside_top: none}      # checkpoints kept
     base: {...}                       # a trainer_core TrainConfig
 
 Search-space names are dotted TrainConfig paths (``optimizer.backbone_lr_mult``) or the
@@ -64,6 +65,7 @@ __all__ = [
     "PostprocessSearchSpec",
     "PrunerSpec",
     "RankingSpec",
+    "RetentionSpec",
     "RetriesSpec",
     "SamplerSpec",
     "StudySpec",
@@ -214,6 +216,28 @@ class RankingSpec(_Strict):
     tolerance: float = Field(0.005, ge=0.0, lt=1.0, description="gap allowed without penalty")
 
 
+class RetentionSpec(_Strict):
+    """Which checkpoints a finished trial keeps (:mod:`sweeper.retention`).
+
+    A completed trial keeps ``best.pt`` (weights only) and drops ``last.pt``; pruned trials
+    keep both only among the ``keep_pruned`` best (so they can be promoted).
+    """
+
+    keep_pruned: int = Field(3, ge=0, description="best pruned trials that stay promotable")
+    top_k: int | None = Field(
+        None, ge=1, description="completed trials by the ranking that always keep best.pt"
+    )
+    outside_top: Literal["best", "none"] = Field(
+        "best", description="what completed trials outside top_k keep: best.pt, or nothing"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> RetentionSpec:
+        if self.outside_top == "none" and self.top_k is None:
+            raise ValueError("outside_top: none needs top_k (which trials keep best.pt)")
+        return self
+
+
 POSTPROCESS_SEARCHED = ("thresh", "box_thresh", "unclip_ratio", "max_candidates")
 """The post-processing fields ``sweeper tune-postprocess`` searches."""
 
@@ -257,6 +281,7 @@ class StudySpec(_Strict):
     ranking: RankingSpec = RankingSpec()
     baselines: list[dict[str, Any]] = []
     postprocess_search: PostprocessSearchSpec = Field(default_factory=PostprocessSearchSpec)
+    retention: RetentionSpec = RetentionSpec()
     base: TrainConfig
 
     @field_validator("name")

@@ -57,6 +57,7 @@ from sweeper.objective import (
     os_error_reason,
 )
 from sweeper.reap import beating, fail_and_requeue, keep_alive
+from sweeper.retention import retention_callback
 from sweeper.spec import StudySpec
 from sweeper.study import load_study
 
@@ -296,7 +297,7 @@ def run_worker(
     elif isinstance(storage, RDBStorage):
         objective = _with_db_heartbeat(objective, storage, settings.interval)
     tracked = _Tracked(objective, spec, ctx.artifacts)
-    callbacks = [_retry_failed(spec, tracked)]
+    callbacks = [_retry_failed(spec, tracked), retention_callback(spec, ctx.artifacts)]
     deadline = None if limits.timeout_s is None else time.monotonic() + limits.timeout_s
     ran = 0
     cut_off: tuple[int, str] | None = None  # (trial id, outage) of a trial an outage ended

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import optuna
@@ -34,7 +35,9 @@ def test_a_recreated_study_does_not_resume_the_old_ones_checkpoints(
     old_key = study_key("again", storage)
     old = _run_one_trial(sqlite_url, "again", tmp_path)
     assert old.state == optuna.trial.TrialState.COMPLETE, old.user_attrs
-    assert (checkpoints_dir(tmp_path / "artifacts", old_key) / "trial-0" / "last.pt").exists()
+    old_dir = checkpoints_dir(tmp_path / "artifacts", old_key) / "trial-0"
+    assert (old_dir / "best.pt").exists()  # last.pt went with the retention
+    shutil.copyfile(old_dir / "best.pt", old_dir / "last.pt")  # as if it had stayed
 
     delete_study("again", storage)  # the library call leaves the files; delete-study does not
     create_study(spec, storage)

@@ -76,7 +76,10 @@ def test_reruns_are_enqueued_once_and_the_real_worker_runs_exactly_them(
     done = verify.get_trials()
     assert [t.state for t in done] == [TrialState.COMPLETE] * 4  # nothing sampled beyond
     for trial in done:
-        state = load_checkpoint(root / "artifacts" / trial.user_attrs["checkpoint_dir"] / "last.pt")
+        folder = root / "artifacts" / trial.user_attrs["checkpoint_dir"]
+        # The worker's retention: a completed trial keeps its weights only.
+        assert not (folder / "last.pt").exists()
+        state = load_checkpoint(folder / "best.pt")
         assert json.loads(state["config"])["seed"] == trial.user_attrs["config_overrides"]["seed"]
         source = study.trials[trial.user_attrs[VERIFY_SOURCE_ATTR]]
         assert trial.params == source.params
