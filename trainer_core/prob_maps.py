@@ -292,6 +292,7 @@ class MapScorer:
     _regions: dict[tuple[int, float, float, float, str], _Regions] = field(
         default_factory=dict, repr=False
     )
+    _probs: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     def metrics(self, post: PostprocessConfig) -> DetectionMetrics:
         """Precision, recall and H-mean of ``post`` on every map of the split."""
@@ -318,7 +319,7 @@ class MapScorer:
             return regions
         cands = self._candidates.get(key)
         if cands is None:
-            cands = _candidates(self.maps.prob(i), post)
+            cands = _candidates(self._prob(i), post)
             self._candidates[key] = cands
         pick = cands.scores >= self.box_thresh_floor
         quads, ok = grow_quads(
@@ -331,12 +332,20 @@ class MapScorer:
         self._regions[rkey] = regions
         return regions
 
+    def _prob(self, i: int) -> np.ndarray:
+        """Map ``i`` in float32, converted once (float16 -> float32 costs more than
+        thresholding it)."""
+        prob = self._probs.get(i)
+        if prob is None:
+            prob = self._probs[i] = self.maps.prob(i)
+        return prob
+
     def _direct(self, post: PostprocessConfig) -> DetectionMetrics:
         """Polygon output: the whole post-processing per map (no staging)."""
         kwargs = post.model_dump()
         preds = []
         for i in range(len(self.maps)):
-            polygons, _ = polygons_from_prob(self.maps.prob(i), **kwargs)
+            polygons, _ = polygons_from_prob(self._prob(i), **kwargs)
             preds.append([p / float(self.maps.scales[i]) for p in polygons])
         return detection_metrics(self.maps.polygons, self.maps.ignore, preds, average=self.average)
 

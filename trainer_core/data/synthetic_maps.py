@@ -1,8 +1,8 @@
 """Probability maps like a half-trained DBNet's, made from ground truth without a network.
 
 For tests and benchmarks of post-processing searches: the text kernels of the DB targets,
-blurred and dimmed by a random amount per region, a few regions missed, noise and false
-blobs added. The maps are at the evaluation input size, as the network's are.
+blurred and dimmed by a random amount per region, a few regions missed, false blobs and
+smooth low-level noise added. The maps are at the evaluation input size, as the network's.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ def synthetic_prob_maps(
             cv2.rectangle(
                 prob, (int(x), int(y)), (int(x + w), int(y + h)), rng.uniform(0.2, 0.7), -1
             )
+        prob += rng.normal(0.0, 0.04, prob.shape).astype(np.float32)  # smooth, as a network's
         prob = cv2.GaussianBlur(prob, (0, 0), sigmaX=max(0.8, input_size / 400))
-        prob += rng.normal(0.0, 0.04, prob.shape).astype(np.float32)
         maps[i] = np.clip(prob, 0.0, 1.0)
         scales[i] = scale
     return maps, scales
