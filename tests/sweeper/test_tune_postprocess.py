@@ -9,16 +9,14 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from tiny_sweep import make_data, tiny_spec
+from tiny_sweep import make_data, run_trials, tiny_spec
 from typer.testing import CliRunner
 
-from storage import open_artifact_store, open_storage
+from storage import open_storage
 from sweeper.cli import app
-from sweeper.objective import Objective, TrialFailed, WorkerContext
 from sweeper.postprocess_search import search_study_name
 from sweeper.ranking import rank_study
-from sweeper.spec import parse_spec
-from sweeper.study import create_study, load_study
+from sweeper.study import load_study
 from sweeper.tuned import tuned_by_trial
 from trainer_core.prob_maps import CACHE_NAME
 
@@ -33,12 +31,8 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     url = f"sqlite:///{root / 'sweep.db'}"
     spec = tiny_spec(NAME, n_trials=2, epochs=1, pruner={"kind": "none"})
     spec["postprocess_search"] = {"thresh": {"low": 0.2, "high": 0.5, "step": 0.05}}
-    create_study(parse_spec(spec), open_storage(url))
-    study, loaded = load_study(NAME, open_storage(url))
-    ctx = WorkerContext(NAME, root / "artifacts", "test/0", data_root=root)
-    study.optimize(
-        Objective(loaded, ctx, open_artifact_store(ctx.artifacts)), n_trials=2, catch=(TrialFailed,)
-    )
+    run_trials(root, url, spec, n_trials=2)
+    study, _ = load_study(NAME, open_storage(url))
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
     return root, url
 

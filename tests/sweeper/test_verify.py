@@ -9,12 +9,12 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
-from tiny_sweep import make_data, tiny_spec
+from tiny_sweep import make_data, run_trials, tiny_spec
 from typer.testing import CliRunner
 
-from storage import open_artifact_store, open_storage
+from storage import open_storage
 from sweeper.cli import app
-from sweeper.objective import Objective, TrialFailed, WorkerContext
+from sweeper.objective import WorkerContext
 from sweeper.ranking import rank_study
 from sweeper.spec import parse_spec
 from sweeper.study import create_study, load_study
@@ -31,12 +31,8 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A sweep with two completed one-epoch trials."""
     root = make_data(tmp_path_factory.mktemp("verify"))
     url = f"sqlite:///{root / 'sweep.db'}"
-    create_study(parse_spec(tiny_spec(NAME, n_trials=2, epochs=1)), open_storage(url))
-    study, spec = load_study(NAME, open_storage(url))
-    ctx = WorkerContext(NAME, root / "artifacts", "test/0", data_root=root)
-    study.optimize(
-        Objective(spec, ctx, open_artifact_store(ctx.artifacts)), n_trials=2, catch=(TrialFailed,)
-    )
+    run_trials(root, url, tiny_spec(NAME, n_trials=2, epochs=1), n_trials=2)
+    study, _ = load_study(NAME, open_storage(url))
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     return root, url
 

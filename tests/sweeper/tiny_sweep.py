@@ -118,3 +118,18 @@ def wait_for_checkpoint(
         assert worker.poll() is None, worker_logs(artifacts)
         assert time.monotonic() < deadline, f"no checkpoint after {timeout_s:.0f} s"
         time.sleep(0.1)
+
+
+def run_trials(root: Path, url: str, spec: dict[str, Any], n_trials: int) -> None:
+    """Create the study of ``spec`` and run ``n_trials`` of it here, in this process (the
+    worker's objective, without the worker loop); artifacts in ``root/artifacts``."""
+    from storage import open_artifact_store, open_storage
+    from sweeper.objective import Objective, TrialFailed, WorkerContext
+    from sweeper.spec import parse_spec
+    from sweeper.study import create_study, load_study
+
+    create_study(parse_spec(spec), open_storage(url))
+    study, loaded = load_study(spec["name"], open_storage(url))
+    ctx = WorkerContext(spec["name"], root / "artifacts", "test/0", data_root=root)
+    objective = Objective(loaded, ctx, open_artifact_store(ctx.artifacts))
+    study.optimize(objective, n_trials=n_trials, catch=(TrialFailed,))
