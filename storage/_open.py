@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ CONNECTIONS_PER_PROCESS = _POOL["pool_size"] + _POOL["max_overflow"]
 # Drop connections before a server or firewall does (MySQL wait_timeout, idle NAT entries):
 # a trial may sit for an epoch without touching the database.
 _POOL_RECYCLE_S = 1800
+_SCHEMA_RACE_TRIES = 4
 
 
 def open_storage(
@@ -134,10 +136,7 @@ def _open_rdb(
     try:
         engine_kwargs = _engine_kwargs(driver_url, scheme, connect_timeout)
         extra = settings.rdb_kwargs() if heartbeat else {}
-        with warnings.catch_warnings():
-            # heartbeat_interval is marked experimental in optuna 5; we opt in on purpose.
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            return RDBStorage(driver_url, engine_kwargs=engine_kwargs, **extra)
+        return _rdb_storage(driver_url, engine_kwargs, extra)
     except RuntimeError as e:
         schema_error = _schema_error(driver_url, e)
         if schema_error is None:
@@ -151,6 +150,30 @@ def _open_rdb(
         raise StorageError(
             f"cannot open storage {shown}: database driver missing ({missing})"
         ) from e
+
+
+def _rdb_storage(url: str, engine_kwargs: dict[str, Any], extra: dict[str, Any]) -> RDBStorage:
+    """``RDBStorage(url)``, again when another process was making the schema at the same time.
+
+    Processes that open an empty database at once (workers started together, two
+    ``create-study``) all create Optuna's tables; the losers' CREATE collides with the
+    winner's and fails with "already exists". The schema is there then: open again.
+    """
+    for attempt in range(1, _SCHEMA_RACE_TRIES):
+        try:
+            return _new_rdb_storage(url, engine_kwargs, extra)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as e:
+            if "already exists" not in str(e):
+                raise
+            time.sleep(0.2 * attempt)
+    return _new_rdb_storage(url, engine_kwargs, extra)
+
+
+def _new_rdb_storage(url: str, engine_kwargs: dict[str, Any], extra: dict[str, Any]) -> RDBStorage:
+    with warnings.catch_warnings():
+        # heartbeat_interval is marked experimental in optuna 5; we opt in on purpose.
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        return RDBStorage(url, engine_kwargs=engine_kwargs, **extra)
 
 
 def _engine_kwargs(url: str, scheme: str, connect_timeout: float) -> dict[str, Any]:

@@ -92,6 +92,13 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture
+def empty_postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of the test's own, without Optuna's schema yet; dropped after."""
+    with postgres_database() as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 def mysql_url() -> Iterator[str]:
     """URL of a MariaDB database made for this test session (shared: use unique study names)."""
