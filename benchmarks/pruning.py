@@ -18,6 +18,7 @@ import statistics
 import time
 from pathlib import Path
 
+import optuna
 from machine import describe
 from rich.console import Console
 
@@ -94,6 +95,7 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", default=["hyperband", "none"])
     parser.add_argument("--dir", type=Path, default=Path("bench-pruning"))
     args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     root = args.dir.resolve()
     spec = load_spec(bundled_spec("demo.yaml"))
     print(f"machine: {describe()}; warm-started demo study, {args.procs} procs")
