@@ -401,10 +401,12 @@ def worker_cmd(
 
 
 SortOption = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--by",
-        help="score (penalized, the default), val, holdout, or mean (of val and holdout H-mean)",
+        help="score (penalized), val, holdout, or mean (of val and holdout H-mean); "
+        "default: the spec's ranking.rule",
+        show_default=False,
     ),
 ]
 
@@ -420,7 +422,7 @@ def rank_cmd(
     tolerance: Annotated[
         float | None, typer.Option("--tolerance", help="override the spec's ranking.tolerance")
     ] = None,
-    by: SortOption = "score",
+    by: SortOption = None,
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
     wide: Annotated[
         bool, typer.Option("--wide", help="every column, however wide (default: what fits)")
@@ -498,7 +500,7 @@ def export_best_cmd(
     study: StudyArg,
     output: Annotated[Path, typer.Option("-o", "--output", help="YAML file to write")],
     storage: StorageOption = None,
-    by: SortOption = "score",
+    by: SortOption = None,
 ) -> None:
     """Write the winning trial's full train config, ready for ``sweeper train``."""
     from sweeper.ranking import export_best

@@ -167,7 +167,7 @@ def rank_study(
     study: optuna.Study,
     spec: StudySpec,
     *,
-    by: SortKey = "score",
+    by: SortKey | None = None,
     penalty: float | None = None,
     tolerance: float | None = None,
 ) -> Ranking:
@@ -178,6 +178,7 @@ def rank_study(
         spec: its spec; the penalty and tolerance default to ``spec.ranking``.
         by: ``score`` (penalized), ``val`` (plain validation H-mean), ``holdout`` (holdout
             H-mean) or ``mean`` (of val and holdout); the last two need a holdout split.
+            None: the spec's ``ranking.rule``.
         penalty: override of ``ranking.penalty``; scores are recomputed.
         tolerance: override of ``ranking.tolerance``.
 
@@ -189,6 +190,7 @@ def rank_study(
         >>> ranking = rank_study(*load_study("demo", open_storage()))  # doctest: +SKIP
         >>> ranking.completed[0].number  # doctest: +SKIP
     """
+    by = spec.ranking.rule if by is None else by
     if by not in RULES:
         raise StudyError(f"--by {by!r}: use {', '.join(RULES)}")
     if by in ("holdout", "mean") and spec.ranking.gap_source != "holdout":
@@ -243,7 +245,7 @@ def rank_study(
     )
 
 
-def best_trial(study: optuna.Study, spec: StudySpec, by: SortKey = "score") -> FrozenTrial:
+def best_trial(study: optuna.Study, spec: StudySpec, by: SortKey | None = None) -> FrozenTrial:
     """The winning completed trial.
 
     Raises:
@@ -256,7 +258,7 @@ def best_trial(study: optuna.Study, spec: StudySpec, by: SortKey = "score") -> F
 
 
 def export_best(
-    study: optuna.Study, spec: StudySpec, path: Path, by: SortKey = "score"
+    study: optuna.Study, spec: StudySpec, path: Path, by: SortKey | None = None
 ) -> FrozenTrial:
     """Write the winner's full TrainConfig as YAML, ready for ``sweeper train``.
 
@@ -269,7 +271,8 @@ def export_best(
         config = apply_overrides(config, tuned.overrides())
     a = trial.user_attrs
     header = [
-        f"sweeper export-best: study {study.study_name!r}, trial {trial.number} (by {by})",
+        f"sweeper export-best: study {study.study_name!r}, trial {trial.number} "
+        f"(by {by or spec.ranking.rule})",
         f"params: {json.dumps(trial.params)}",
         f"val P {a['val_precision']:.4f}  R {a['val_recall']:.4f}  H {a['val_hmean']:.4f}  "
         f"{a.get('gap_split', 'gap')} H {a['gap_hmean']:.4f}  gap {a['gap']:+.4f}  "

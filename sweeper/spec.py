@@ -214,6 +214,11 @@ class RankingSpec(_Strict):
     )
     penalty: float = Field(1.0, ge=0.0)
     tolerance: float = Field(0.005, ge=0.0, lt=1.0, description="gap allowed without penalty")
+    rule: Literal["score", "val", "holdout", "mean"] = Field(
+        "score",
+        description="what rank and export-best sort by unless --by says otherwise: score, "
+        "val, holdout or mean (of val and holdout H-mean); see benchmarks/selection.py",
+    )
 
 
 class RetentionSpec(_Strict):
@@ -538,12 +543,17 @@ def _check_pruner(spec: StudySpec) -> None:
 
 
 def _check_ranking(spec: StudySpec) -> None:
-    """gap_source holdout needs a holdout split."""
+    """gap_source holdout needs a holdout split; a holdout rule needs gap_source holdout."""
     data = spec.base.data
     if spec.ranking.gap_source == "holdout" and not (data.holdout or data.holdout_fraction > 0):
         raise SpecError(
             "ranking.gap_source: holdout needs a holdout split; set base.data.holdout_fraction "
             "> 0 or list base.data.holdout, or use gap_source: train"
+        )
+    if spec.ranking.rule in ("holdout", "mean") and spec.ranking.gap_source != "holdout":
+        raise SpecError(
+            f"ranking.rule: {spec.ranking.rule} ranks by the holdout H-mean, but "
+            "ranking.gap_source is train; use gap_source: holdout, or rule: score or val"
         )
 
 

@@ -14,7 +14,7 @@ from rich.console import Console
 from tiny_sweep import make_data, sweeper, tiny_spec
 
 from storage import open_storage
-from sweeper.errors import StudyError
+from sweeper.errors import SpecError, StudyError
 from sweeper.ranking import export_best, rank_study
 from sweeper.report import print_ranking
 from sweeper.spec import parse_spec
@@ -156,6 +156,16 @@ def test_rank_by_holdout_and_mean(built, sqlite_url: str) -> None:
         rank_study(train_study, no_holdout, by="holdout")
     with pytest.raises(StudyError, match="--by 'best': use score, val, holdout, mean"):
         rank_study(study, spec, by="best")  # type: ignore[arg-type]
+
+
+def test_the_spec_names_the_default_rule(built) -> None:
+    study, spec, _ = built
+    by_val = spec.model_copy(update={"ranking": spec.ranking.model_copy(update={"rule": "val"})})
+    ranking = rank_study(study, by_val)  # no --by: the spec's ranking.rule
+    assert ranking.by == "val" and [t.number for t in ranking.completed] == [0, 1]
+    assert [t.number for t in rank_study(study, by_val, by="score").completed] == [1, 0]
+    with pytest.raises(SpecError, match=r"ranking\.rule: mean ranks by the holdout H-mean"):
+        parse_spec(tiny_spec("x", 4, ranking={"gap_source": "train", "rule": "mean"}))
 
 
 def test_rank_plot_marks_the_val_winner_and_the_pick(built, tmp_path: Path) -> None:
