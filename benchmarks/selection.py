@@ -35,7 +35,7 @@ import torch
 from machine import describe
 from torch.utils.data import DataLoader
 
-from sweeper.selection import RuleSpec, simulate
+from sweeper.selection import RuleSpec, hmean_from_counts, simulate
 from trainer_core.checkpoint import load_checkpoint
 from trainer_core.config import TrainConfig
 from trainer_core.data import DetectionDataset, Sample, read_ufo
@@ -207,10 +207,7 @@ def _train_trial(
     def on_epoch_end(epoch: int, record: EpochRecord) -> bool:
         model.load_state_dict(load_checkpoint(out / "last.pt")["model"])  # this epoch's weights
         per_epoch.append(_per_image_counts(model, evaluation, cfg))
-        sub = _per_image_counts(model, train_subset, cfg).sum(axis=0)
-        precision = sub[2] / sub[1] if sub[1] else 0.0
-        recall = sub[2] / sub[0] if sub[0] else 0.0
-        train_h.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+        train_h.append(float(hmean_from_counts(_per_image_counts(model, train_subset, cfg).sum(0))))
         return False
 
     fit(cfg, on_epoch_end=on_epoch_end)
@@ -248,7 +245,7 @@ def _pool(cache: Path, setup: Setup) -> tuple[np.ndarray, np.ndarray, list[dict]
         print(
             f"trial {i + 1}/{len(configs)}: lr {params['lr']:.2e} wd {params['weight_decay']:.1e} "
             f"T_max {params['T_max']}: eval-set H by epoch "
-            + " ".join(f"{_h(e):.3f}" for e in c)
+            + " ".join(f"{hmean_from_counts(e.sum(axis=0)):.3f}" for e in c)
             + f" ({time.perf_counter() - started:.0f} s)",
             flush=True,
         )
@@ -256,13 +253,6 @@ def _pool(cache: Path, setup: Setup) -> tuple[np.ndarray, np.ndarray, list[dict]
         path, counts=np.stack(counts), train_hmean=np.stack(train_h), configs=json.dumps(configs)
     )
     return np.stack(counts), np.stack(train_h), configs
-
-
-def _h(counts: np.ndarray) -> float:
-    n_gt, n_pred, n_match = counts.sum(axis=0)
-    precision = n_match / n_pred if n_pred else 0.0
-    recall = n_match / n_gt if n_gt else 0.0
-    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
 def main() -> None:

@@ -170,9 +170,7 @@ def _render_receipt(
         shift = np.array([x, y]) - corners.min(axis=0)
         matrix = np.array([[1.0, 0.0, shift[0]], [0.0, 1.0, shift[1]]])
         polygon = corners + shift
-        x0, y0 = np.floor(polygon.min(axis=0)).astype(int) - 2
-        x1, y1 = np.ceil(polygon.max(axis=0)).astype(int) + 3
-        box = (max(x0, 0), max(y0, 0), min(x1, width), min(y1, height))
+        box = _ink_box(polygon, width, height)
         illegible = rng.random() < illegible_fraction
         _composite(rng, image, mask, matrix, box, illegible)
         polygons.append(polygon)
@@ -289,11 +287,16 @@ def _place(
         if (grown & occupied).any():
             continue
         occupied |= region_mask
-        x0, y0 = np.floor(polygon.min(axis=0)).astype(int) - 2
-        x1, y1 = np.ceil(polygon.max(axis=0)).astype(int) + 3
-        box = (max(x0, 0), max(y0, 0), min(x1, width), min(y1, height))
+        box = _ink_box(polygon, width, height)
         return matrix, polygon, box
     return None
+
+
+def _ink_box(polygon: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:
+    """The pixel window around ``polygon`` that its blended ink may touch, inside the image."""
+    x0, y0 = np.floor(polygon.min(axis=0)).astype(int) - 2
+    x1, y1 = np.ceil(polygon.max(axis=0)).astype(int) + 3
+    return max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
 
 
 def _composite(
