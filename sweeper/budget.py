@@ -31,6 +31,7 @@ __all__ = [
     "chain_root",
     "claim_budget",
     "finished_chains",
+    "given_back",
     "retried_numbers",
 ]
 
@@ -54,13 +55,17 @@ def retried_numbers(trials: Iterable[FrozenTrial]) -> set[int]:
         return {n for t in trials for n in Retry.retry_history(t)}
 
 
-def _given_back(trial: FrozenTrial) -> bool:
+def given_back(trial: FrozenTrial) -> bool:
+    """True for a trial :func:`claim_budget` gave back: failed in storage, never trained.
+
+    Such a trial is not a failure of the sweep: nothing counts, ranks or reports it as one.
+    """
     return bool(trial.user_attrs.get(OVER_BUDGET_ATTR))
 
 
 def _counting_roots(trials: Iterable[FrozenTrial]) -> set[int]:
     """Roots of the chains that count against the budget: all but the given-back ones."""
-    return {chain_root(t) for t in trials if not _given_back(t)}
+    return {chain_root(t) for t in trials if not given_back(t)}
 
 
 def finished_chains(trials: list[FrozenTrial]) -> int:
@@ -74,7 +79,7 @@ def finished_chains(trials: list[FrozenTrial]) -> int:
         {
             chain_root(t)
             for t in trials
-            if t.state.is_finished() and t.number not in retried and not _given_back(t)
+            if t.state.is_finished() and t.number not in retried and not given_back(t)
         }
     )
 

@@ -713,6 +713,8 @@ def _print_status(status: StudyStatus) -> None:
         counts.add_column(state.name.lower(), justify="right")
     counts.add_row(*(str(status.summary.counts[state]) for state in STATES))
     out.print(counts)
+    if status.summary.given_back:
+        out.print(f"given back untrained (started past the budget): {status.summary.given_back}")
     if status.best_number is None:
         out.print("best: none yet")
     else:

@@ -20,6 +20,7 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeper.attrs import FAIL_REASON_ATTR
+from sweeper.budget import given_back
 from sweeper.errors import StudyError
 from sweeper.promote import CHECKPOINT_ATTR, PROMOTED_FROM_ATTR
 from sweeper.saving import PruningSaving, pruning_saving
@@ -96,6 +97,8 @@ class Ranking:
     running: int = 0
     saving: PruningSaving | None = None
     """Epochs the finished trials trained against what they would have unpruned."""
+    given_back: int = 0
+    """Trials started after the budget was spent elsewhere and failed untrained; not failures."""
 
     def to_json(self, top: int | None = None) -> str:
         return json.dumps(
@@ -107,6 +110,7 @@ class Ranking:
                 "completed": [asdict(t) for t in self.completed[:top]],
                 "pruned": [asdict(t) for t in self.pruned],
                 "failed": dict(self.failed),
+                "given_back": self.given_back,
                 "running": self.running,
                 "pruning_saving": None if self.saving is None else asdict(self.saving),
             },
@@ -236,12 +240,21 @@ def rank_study(
     failed = Counter(
         t.user_attrs.get(FAIL_REASON_ATTR, "no reason recorded (worker died or was killed)")
         for t in trials
-        if t.state == TrialState.FAIL
+        if t.state == TrialState.FAIL and not given_back(t)
     )
     running = sum(t.state == TrialState.RUNNING for t in trials)
     saving = pruning_saving(trials, spec.base.epochs)
     return Ranking(
-        study.study_name, by, penalty, tolerance, completed, pruned, failed, running, saving
+        study.study_name,
+        by,
+        penalty,
+        tolerance,
+        completed,
+        pruned,
+        failed,
+        running,
+        saving,
+        given_back=sum(given_back(t) for t in trials),
     )
 
 

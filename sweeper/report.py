@@ -100,6 +100,8 @@ def print_ranking(
         console.print(f"failed trials: {sum(ranking.failed.values())}")
         for reason, count in ranking.failed.most_common():
             console.print(f"  {count} x {reason}", markup=False)
+    if ranking.given_back:
+        console.print(f"given back untrained (started past the budget): {ranking.given_back}")
     if ranking.running:
         console.print(f"still running: {ranking.running}")
     if ranking.saving is not None and ranking.saving.trials:

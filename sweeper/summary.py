@@ -12,7 +12,7 @@ from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeper.budget import finished_chains
+from sweeper.budget import finished_chains, given_back
 from sweeper.saving import PruningSaving, pruning_saving
 from sweeper.study import SPEC_ATTR, find_study_id
 
@@ -38,6 +38,8 @@ class StudySummary:
     n_trials_budget: int | None  # from the stored spec; None for studies sweeper did not make
     finished: int = 0
     """Trials over, as the budget counts them: a retry chain once, given-back trials never."""
+    given_back: int = 0
+    """Trials failed untrained because they started past the budget; not in ``counts``."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ def _trials(name: str, storage: BaseStorage) -> list[FrozenTrial]:
 def _summarize(name: str, storage: BaseStorage, trials: list[FrozenTrial]) -> StudySummary:
     """Counts and best value of one study."""
     study_id = find_study_id(name, storage)
-    counts = Counter(t.state for t in trials)
+    counts = Counter(t.state for t in trials if not given_back(t))
     best = _best(trials, storage.get_study_directions(study_id))
     spec = storage.get_study_user_attrs(study_id).get(SPEC_ATTR)
     budget = spec.get("budget", {}).get("n_trials") if isinstance(spec, dict) else None
@@ -114,6 +116,7 @@ def _summarize(name: str, storage: BaseStorage, trials: list[FrozenTrial]) -> St
         best_value=None if best is None else best.value,
         n_trials_budget=budget,
         finished=finished_chains(trials),
+        given_back=sum(given_back(t) for t in trials),
     )
 
 

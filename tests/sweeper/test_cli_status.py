@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import optuna
@@ -147,6 +148,12 @@ def test_status_counts_a_retry_chain_once_and_never_a_given_back_trial(
     result = runner.invoke(app, ["status", study_name, "--storage", sqlite_url])
     assert result.exit_code == 0, result.output
     assert f"{study_name} in {sqlite_url}: 1/12 trials finished" in result.stdout
+    assert "given back untrained (started past the budget): 1" in result.stdout
+    ranked = runner.invoke(app, ["rank", study_name, "--storage", sqlite_url, "--format", "json"])
+    assert ranked.exit_code == 0, ranked.output
+    report = json.loads(ranked.stdout)
+    assert report["given_back"] == 1
+    assert sum(report["failed"].values()) == 2  # the two failed members of the chain
 
 
 def test_delete_study_needs_yes(sqlite_url: str) -> None:

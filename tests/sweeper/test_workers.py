@@ -23,6 +23,7 @@ from tiny_sweep import (
 )
 
 from storage import open_storage
+from sweeper.budget import given_back
 from sweeper.spec import parse_spec
 from sweeper.study import load_study
 
@@ -84,8 +85,10 @@ def test_parallel_workers_run_distinct_trials(
     study, _ = load_study(study_name, open_storage(url))
     trials = study.get_trials()
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    assert len(finished) >= n_trials
-    assert not [t for t in trials if t.state == TrialState.FAIL]
+    assert len(finished) == n_trials
+    # Workers racing past the budget check give their extra trial back untrained (FAIL,
+    # marked); any other failure is a bug.
+    assert not [t for t in trials if t.state == TrialState.FAIL and not given_back(t)]
     params = {tuple(sorted(t.params.items())) for t in finished}
     assert len(params) == len(finished), "two workers trained the same configuration"
     assert len({t.user_attrs["worker_id"] for t in finished}) > 1
