@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from trainer_core.errors import ConfigError
+from trainer_core.yaml_io import load_yaml_text
 
 __all__ = [
     "AugmentConfig",
@@ -285,12 +286,16 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> str:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """``"a.b=value"`` -> ``("a.b", value)`` with the value parsed as YAML (numbers, lists)."""
+    """``"a.b=value"`` -> ``("a.b", value)`` with the value parsed as YAML (numbers, lists).
+
+    The value is read like a YAML file's (:func:`~trainer_core.yaml_io.load_yaml_text`), so
+    ``optimizer.lr=1e-4`` gives the float 1e-4.
+    """
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"override {text!r}: expected key=value, e.g. optimizer.lr=1e-4")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = load_yaml_text(raw) if raw.strip() else None
     except yaml.YAMLError as e:
         raise ConfigError(f"override {text!r}: value is not valid YAML ({e})") from e
     return key.strip(), value
@@ -328,6 +333,8 @@ def validate_train_config(tree: dict[str, Any], source: str = "") -> TrainConfig
 def load_train_config(path: Path, overrides: list[str] | None = None) -> TrainConfig:
     """Read a YAML train config, apply ``key=value`` overrides, validate.
 
+    The file is read with :func:`~trainer_core.yaml_io.load_yaml_text`, as study specs are.
+
     Example:
         >>> cfg = load_train_config(Path("best.yaml"), ["optimizer.lr=3e-4"])  # doctest: +SKIP
     """
@@ -336,7 +343,7 @@ def load_train_config(path: Path, overrides: list[str] | None = None) -> TrainCo
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror})") from e
     try:
-        tree = yaml.safe_load(text) or {}
+        tree = load_yaml_text(text) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({e})") from e
     if not isinstance(tree, dict):
