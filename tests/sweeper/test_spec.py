@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import yaml
 from sweeper.brackets import brackets, ideal_saving
 from sweeper.errors import SpecError
 from sweeper.spec import SCHEMA_VERSION, StudySpec, load_spec, parse_spec
-from trainer_core.config import TrainConfig
+from trainer_core.config import TrainConfig, load_train_config
 from trainer_core.errors import ConfigError
 
 STUDIES = Path(__file__).resolve().parents[2] / "studies"
@@ -78,6 +79,23 @@ def test_yaml_exponent_without_dot_is_a_float(tmp_path: Path) -> None:
     path.write_text(text.replace(lr_range, "lr: {choices: [1e-4, 3e-4, 1e-3]}"))
     spec = load_spec(path)
     assert spec.search_space["lr"].choices == [1e-4, 3e-4, 1e-3]
+
+
+def test_base_reads_like_a_train_config_file(tmp_path: Path) -> None:
+    """One YAML reader: ``1e-4`` means the same in a spec's base, a train config and --set."""
+    data = demo_data()
+    base = {k: v for k, v in data.pop("base").items() if k not in ("optimizer", "scheduler")}
+    base_text = yaml.safe_dump(base) + (
+        "optimizer: {lr: 1e-4, weight_decay: 1e-5}\nscheduler: {T_max: 2e1}\n"
+    )
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(data) + "base:\n" + textwrap.indent(base_text, "  "))
+    train = tmp_path / "train.yaml"
+    train.write_text(base_text.replace("weight_decay: 1e-5", "weight_decay: 0.1"))
+    from_spec = load_spec(spec).base
+    optimizer, t_max = from_spec.optimizer, from_spec.scheduler.T_max
+    assert (optimizer.lr, optimizer.weight_decay, t_max) == (1e-4, 1e-5, 20)
+    assert load_train_config(train, ["optimizer.weight_decay=1e-5"]) == from_spec
 
 
 def test_short_and_dotted_names_map_to_train_config_fields() -> None:
