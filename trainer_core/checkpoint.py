@@ -1,5 +1,8 @@
-"""Checkpoints that resume exactly: weights, optimizer, scaler, RNG, history (the lr schedule
-is placed by the epoch reached, see ``build_scheduler``).
+"""Checkpoint files: atomic writes, safe loads, and the RNG states a resume restores.
+
+What a checkpoint holds (weights, optimizer, scaler, RNG, history) is defined in one place,
+:class:`trainer_core.run_state.RunState`; the lr schedule is placed by the epoch reached
+(see ``build_scheduler``).
 
 Everything is stored as tensors, numbers, strings, lists and dicts so that loading works
 with ``torch.load(..., weights_only=True)`` (no pickled objects from a file we may not trust).

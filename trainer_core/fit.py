@@ -21,10 +21,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from trainer_core.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
 from trainer_core.config import TrainConfig
 from trainer_core.data import DetectionDataset, Sample, make_splits, seed_worker
-from trainer_core.engine import NonFiniteLoss, StepFn, evaluate, train_one_epoch
+from trainer_core.engine import EpochStats, NonFiniteLoss, StepFn, evaluate, train_one_epoch
 from trainer_core.loss import DBLoss
 from trainer_core.metrics import DetectionMetrics
 from trainer_core.model import build_model
@@ -34,7 +33,8 @@ from trainer_core.optim import (
     cosine_lr,
     optimizer_steps_per_epoch,
 )
-from trainer_core.precision import resolve_device, resolve_precision
+from trainer_core.precision import Precision, resolve_device, resolve_precision
+from trainer_core.run_state import EpochRecord, RunState
 
 __all__ = [
     "EpochCallback",
@@ -49,21 +49,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Status = Literal["completed", "early_stopped", "stopped", "failed"]
-
-
-@dataclass(frozen=True)
-class EpochRecord:
-    """One epoch of history; the val fields are None on epochs that were not evaluated."""
-
-    epoch: int
-    train_loss: float
-    lr: float
-    seconds: float
-    images_per_s: float
-    precision: float | None = None
-    recall: float | None = None
-    hmean: float | None = None
-
 
 EpochCallback = Callable[[int, EpochRecord], bool]
 """Called after every evaluated epoch (1-based); returning True stops the run."""
@@ -175,6 +160,100 @@ def eval_loader(samples: list[Sample], cfg: TrainConfig) -> DataLoader:
     )
 
 
+def _train_loader(
+    dataset: DetectionDataset, cfg: TrainConfig, shuffle: torch.Generator, device: torch.device
+) -> DataLoader:
+    """Shuffled training batches; ``shuffle`` is reseeded every epoch by the loop."""
+    return DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        num_workers=cfg.num_workers,
+        worker_init_fn=seed_worker,
+        generator=shuffle,
+        pin_memory=device.type == "cuda",
+    )
+
+
+def _build_model(cfg: TrainConfig, device: torch.device) -> torch.nn.Module:
+    """The DBNet on ``device``; on CUDA channels-last, and peak memory counted from here."""
+    model = build_model(cfg.model).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+        torch.cuda.reset_peak_memory_stats(device)
+    return model
+
+
+def _train_epoch(
+    run: RunState,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    loss_fn: DBLoss,
+    loader: DataLoader,
+    cfg: TrainConfig,
+    precision: Precision,
+    device: torch.device,
+    on_step: StepFn | None,
+) -> EpochStats:
+    """One pass over the training data; the lr steps per optimizer step or per epoch, and
+    ``run`` carries the non-finite streak on to the next epoch."""
+    per_step = cfg.scheduler.step_per == "step"
+    stats = train_one_epoch(
+        run.model,
+        loss_fn,
+        loader,
+        run.optimizer,
+        run.scaler,
+        precision,
+        device,
+        grad_accum_steps=cfg.grad_accum_steps,
+        grad_clip=cfg.grad_clip,
+        step_scheduler=scheduler if per_step else None,
+        nonfinite_patience=cfg.nonfinite_patience,
+        nonfinite_streak=run.nonfinite_streak,
+        on_step=on_step,
+    )
+    if not per_step:
+        scheduler.step()
+    run.nonfinite_streak = stats.nonfinite_streak
+    return stats
+
+
+def _evaluate(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    samples: list[Sample],
+    cfg: TrainConfig,
+    precision: Precision,
+    device: torch.device,
+) -> tuple[DetectionMetrics, list[list[np.ndarray]]]:
+    """Metrics and polygons of ``samples`` under the config's post-processing."""
+    return evaluate(model, loader, samples, precision, device, cfg.postprocess, cfg.metric_average)
+
+
+def _epoch_record(
+    epoch: int, lr: float, stats: EpochStats, metrics: DetectionMetrics | None
+) -> EpochRecord:
+    """The history entry of an epoch, with its val metrics where it was evaluated."""
+    val = (metrics.precision, metrics.recall, metrics.hmean) if metrics else (None, None, None)
+    return EpochRecord(epoch, stats.loss, lr, stats.seconds, stats.images_per_s, *val)
+
+
+def _stop_reason(
+    run: RunState, record: EpochRecord, cfg: TrainConfig, on_epoch_end: EpochCallback | None
+) -> tuple[Status, str] | None:
+    """After an evaluated epoch: why the run stops here (callback, early stopping), or None."""
+    epoch = record.epoch
+    if on_epoch_end is not None and on_epoch_end(epoch, record):
+        return "stopped", f"stopped by callback after epoch {epoch}"
+    patience = cfg.early_stopping.patience
+    if patience is not None and run.since_best >= patience and epoch < cfg.epochs:
+        return (
+            "early_stopped",
+            f"no val H-mean gain for {run.since_best} evaluations (epoch {epoch})",
+        )
+    return None
+
+
 def fit(
     config: TrainConfig,
     *,
@@ -214,99 +293,41 @@ def fit(
     precision = resolve_precision(cfg.precision, device)
     out_dir = Path(cfg.output_dir)
     splits = make_splits(cfg.data)
-    gap_split: Literal["holdout", "train"] = "holdout" if splits.holdout else "train"
-
     train_ds = DetectionDataset(splits.train, cfg, train=True)
     shuffle = torch.Generator()
-    train_loader = DataLoader(
-        train_ds,
-        batch_size=cfg.batch_size,
-        shuffle=True,
-        num_workers=cfg.num_workers,
-        worker_init_fn=seed_worker,
-        generator=shuffle,
-        pin_memory=device.type == "cuda",
-    )
+    train_loader = _train_loader(train_ds, cfg, shuffle, device)
     val_loader = eval_loader(splits.val, cfg)
-
-    model = build_model(cfg.model).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-        torch.cuda.reset_peak_memory_stats(device)
+    model = _build_model(cfg, device)
     loss_fn = DBLoss(cfg.loss)
     optimizer = build_optimizer(model, cfg)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.use_scaler)
+    run = RunState(model, optimizer, scaler, cfg.model_dump_json())
     _warn_if_cosine_unfinished(cfg)
 
-    history: list[EpochRecord] = []
-    best_hmean, best_epoch, best, best_preds = -1.0, None, None, None
-    since_best, streak, start_epoch = 0, 0, 1
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     if resume and last_path.exists():
-        state = load_checkpoint(last_path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        restore_rng(state["rng"])
-        history = [EpochRecord(**r) for r in state["history"]]
-        best_hmean, best_epoch = state["best_hmean"], state["best_epoch"]
-        best = DetectionMetrics(**state["best"]) if state["best"] else None
-        since_best, streak = state["since_best"], state["nonfinite_streak"]
-        start_epoch = state["epoch"] + 1
-        log.info("resumed from %s at epoch %d", last_path, start_epoch)
+        run.load(last_path)
+        log.info("resumed from %s at epoch %d", last_path, run.epoch + 1)
     steps_per_epoch = optimizer_steps_per_epoch(len(train_loader), cfg.grad_accum_steps)
-    scheduler = build_scheduler(optimizer, cfg, steps_per_epoch, epochs_done=start_epoch - 1)
+    scheduler = build_scheduler(optimizer, cfg, steps_per_epoch, epochs_done=run.epoch)
 
     status: Status = "completed"
     reason = f"trained {cfg.epochs} epochs"
-    step_scheduler = scheduler if cfg.scheduler.step_per == "step" else None
-    for epoch in range(start_epoch, cfg.epochs + 1):
+    best_preds = None  # not checkpointed: a run resumed past its best epoch has none
+    for epoch in range(run.epoch + 1, cfg.epochs + 1):
         # Shuffle order and augmentation depend on (seed, epoch) alone, so a resumed run
         # sees exactly the batches the uninterrupted one would have.
         shuffle.manual_seed(cfg.seed * 100_003 + epoch)
         train_ds.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]  # the head's: backbone_lr_mult does not apply
+        evaluated = epoch % cfg.eval_every == 0 or epoch == cfg.epochs
+        metrics = preds = None
         try:
-            stats = train_one_epoch(
-                model,
-                loss_fn,
-                train_loader,
-                optimizer,
-                scaler,
-                precision,
-                device,
-                grad_accum_steps=cfg.grad_accum_steps,
-                grad_clip=cfg.grad_clip,
-                step_scheduler=step_scheduler,
-                nonfinite_patience=cfg.nonfinite_patience,
-                nonfinite_streak=streak,
-                on_step=on_step,
+            stats = _train_epoch(
+                run, scheduler, loss_fn, train_loader, cfg, precision, device, on_step
             )
-            if step_scheduler is None:
-                scheduler.step()
-            streak = stats.nonfinite_streak
-            record = EpochRecord(epoch, stats.loss, lr, stats.seconds, stats.images_per_s)
-            evaluated = epoch % cfg.eval_every == 0 or epoch == cfg.epochs
             if evaluated:
-                metrics, preds = evaluate(
-                    model,
-                    val_loader,
-                    splits.val,
-                    precision,
-                    device,
-                    cfg.postprocess,
-                    cfg.metric_average,
-                )
-                record = EpochRecord(
-                    epoch,
-                    stats.loss,
-                    lr,
-                    stats.seconds,
-                    stats.images_per_s,
-                    metrics.precision,
-                    metrics.recall,
-                    metrics.hmean,
-                )
+                metrics, preds = _evaluate(model, val_loader, splits.val, cfg, precision, device)
         except NonFiniteLoss as e:
             status, reason = "failed", f"non-finite loss ({e})"
             break
@@ -315,65 +336,29 @@ def fit(
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             break
-        history.append(record)
-
-        if evaluated:
-            if metrics.hmean > best_hmean + cfg.early_stopping.min_delta:
-                best_hmean, best_epoch, best, best_preds = metrics.hmean, epoch, metrics, preds
-                since_best = 0
-                # The config goes along so the file can start another run (model.init_checkpoint).
-                best_state = {"model": model.state_dict(), "epoch": epoch}
-                save_checkpoint(best_path, best_state | {"config": cfg.model_dump_json()})
-            else:
-                since_best += 1
-        save_checkpoint(
-            last_path,
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict(),
-                "rng": rng_state(),
-                "epoch": epoch,
-                "history": [vars(r) for r in history],
-                "best_hmean": best_hmean,
-                "best_epoch": best_epoch,
-                "best": vars(best) if best else None,
-                "since_best": since_best,
-                "nonfinite_streak": streak,
-                "config": cfg.model_dump_json(),
-            },
-        )
-        if not evaluated:
-            continue
-        patience = cfg.early_stopping.patience
-        if on_epoch_end is not None and on_epoch_end(epoch, record):
-            status, reason = "stopped", f"stopped by callback after epoch {epoch}"
-            break
-        if patience is not None and since_best >= patience and epoch < cfg.epochs:
-            status = "early_stopped"
-            reason = f"no val H-mean gain for {since_best} evaluations (epoch {epoch})"
+        record = _epoch_record(epoch, lr, stats, metrics)
+        if run.end_epoch(record, metrics, cfg.early_stopping.min_delta):
+            best_preds = preds
+            run.save_best(best_path)
+        run.save(last_path)
+        stop = _stop_reason(run, record, cfg, on_epoch_end) if evaluated else None
+        if stop is not None:
+            status, reason = stop
             break
 
     gap_metrics = None
-    if status != "failed" and best_epoch is not None:
-        model.load_state_dict(load_checkpoint(best_path)["model"])
+    if status != "failed" and run.best_epoch is not None:
+        run.load_weights(best_path)
         gap_set = gap_samples(cfg, splits.train, splits.holdout)
-        gap_metrics, _ = evaluate(
-            model,
-            eval_loader(gap_set, cfg),
-            gap_set,
-            precision,
-            device,
-            cfg.postprocess,
-            cfg.metric_average,
-        )
+        gap_loader = eval_loader(gap_set, cfg)
+        gap_metrics, _ = _evaluate(model, gap_loader, gap_set, cfg, precision, device)
     return FitResult(
         status=status,
         reason=reason,
-        history=history,
-        best_epoch=best_epoch,
-        best=best,
-        gap_split=gap_split,
+        history=run.history,
+        best_epoch=run.best_epoch,
+        best=run.best,
+        gap_split="holdout" if splits.holdout else "train",
         gap_metrics=gap_metrics,
         peak_memory_mb=_peak_memory_mb(device),
         device=_device_name(device),

@@ -1,0 +1,77 @@
+"""RunState's checkpoints: what it writes reads back equal, under the keys readers use."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from trainer_core.checkpoint import load_checkpoint
+from trainer_core.metrics import DetectionMetrics
+from trainer_core.run_state import EpochRecord, RunState
+
+
+def _run_state(seed: int) -> RunState:
+    torch.manual_seed(seed)
+    model = nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    return RunState(model, optimizer, torch.amp.GradScaler("cpu", enabled=False), '{"seed": 1}')
+
+
+def _draws() -> tuple[float, float, float]:
+    return random.random(), float(np.random.rand()), torch.rand(1).item()
+
+
+def test_last_checkpoint_reads_back_equal(tmp_path: Path) -> None:
+    run = _run_state(0)
+    run.model(torch.ones(4, 3)).sum().backward()
+    run.optimizer.step()  # momentum buffers: optimizer state worth restoring
+    best = DetectionMetrics(0.5, 0.25, 1 / 3, n_gt=8, n_pred=4, n_match=2)
+    run.end_epoch(EpochRecord(1, 0.9, 0.1, 1.0, 4.0), None, min_delta=0.0)
+    run.end_epoch(EpochRecord(2, 0.8, 0.1, 1.0, 4.0, 0.5, 0.25, 1 / 3), best, min_delta=0.0)
+    run.nonfinite_streak = 2
+    run.save(tmp_path / "last.pt")
+    after_save = _draws()
+
+    back = _run_state(1)
+    back.load(tmp_path / "last.pt")
+    assert _draws() == after_save  # the RNGs continue where the run left them
+    for field in ("epoch", "history", "best_hmean", "best_epoch", "best", "since_best"):
+        assert getattr(back, field) == getattr(run, field), field
+    assert back.nonfinite_streak == 2
+    for a, b in zip(run.model.parameters(), back.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    momentum = [s["momentum_buffer"] for s in back.optimizer.state_dict()["state"].values()]
+    expected = [s["momentum_buffer"] for s in run.optimizer.state_dict()["state"].values()]
+    for a, b in zip(expected, momentum, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_checkpoint_keys_are_those_existing_checkpoints_have(tmp_path: Path) -> None:
+    """Checkpoints written before RunState must still resume, and sweeper reads these keys."""
+    run = _run_state(0)
+    run.end_epoch(EpochRecord(1, 0.9, 0.1, 1.0, 4.0), None, min_delta=0.0)
+    run.save(tmp_path / "last.pt")
+    run.save_best(tmp_path / "best.pt")
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert set(last) == {
+        "model",
+        "optimizer",
+        "scaler",
+        "rng",
+        "epoch",
+        "history",
+        "best_hmean",
+        "best_epoch",
+        "best",
+        "since_best",
+        "nonfinite_streak",
+        "config",
+    }
+    assert last["history"] == [vars(EpochRecord(1, 0.9, 0.1, 1.0, 4.0))]
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert set(best) == {"model", "epoch", "config"}
+    assert (best["epoch"], best["config"]) == (1, '{"seed": 1}')
