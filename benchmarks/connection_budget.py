@@ -36,7 +36,8 @@ from sweeper import objective as objective_module
 from sweeper.objective import WorkerContext
 from sweeper.spec import parse_spec
 from sweeper.study import create_study
-from sweeper.worker import WorkerLimits, run_worker
+from sweeper.worker import run_worker
+from sweeper.worker_options import WorkerLimits
 
 REPO = Path(__file__).resolve().parents[1]
 ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}

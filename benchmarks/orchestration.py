@@ -27,7 +27,8 @@ from sweeper import objective as objective_module
 from sweeper.objective import WorkerContext
 from sweeper.spec import parse_spec
 from sweeper.study import create_study, load_study, suggest_params
-from sweeper.worker import WorkerLimits, run_worker
+from sweeper.worker import run_worker
+from sweeper.worker_options import WorkerLimits
 from trainer_core.config import TrainConfig
 from trainer_core.fit import EpochRecord, FitResult
 from trainer_core.metrics import DetectionMetrics

@@ -30,6 +30,7 @@ from sweeper.ranking import rank_study
 from sweeper.saving import pruning_saving
 from sweeper.spec import StudySpec, load_spec, parse_spec
 from sweeper.study import create_study, load_study
+from sweeper.worker_options import WorkerOptions
 from trainer_core.data.synthetic import generate
 
 
@@ -43,14 +44,8 @@ def sweep(workdir: Path, spec: StudySpec, kind: str, seed: int, procs: int) -> d
     url = f"sqlite:///{workdir / 'bench.db'}"
     create_study(spec, open_storage(url))
     start = time.perf_counter()
-    run_workers(
-        spec.name,
-        url,
-        plan_slots("auto", procs=procs),
-        artifacts=workdir / "artifacts",
-        child_options={"data_root": str(workdir)},
-        console=Console(quiet=True),
-    )
+    options = WorkerOptions(spec.name, workdir / "artifacts", data_root=workdir)
+    run_workers(options, url, plan_slots("auto", procs=procs), console=Console(quiet=True))
     wall = time.perf_counter() - start
     study, spec = load_study(spec.name, open_storage(url))
     ranking = rank_study(study, spec)

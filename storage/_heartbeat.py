@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from optuna.exceptions import ExperimentalWarning
-from optuna.storages import RetryHeartbeatStaleTrialCallback
+from storage._trials import retry_callback
 
 __all__ = ["HeartbeatSettings"]
 
@@ -45,15 +43,8 @@ class HeartbeatSettings:
 
     def rdb_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``optuna.storages.RDBStorage`` that switch the heartbeat on."""
-        # Both are marked experimental in optuna 5; we opt in on purpose, once, here.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            # The retry inherits the dead trial's curve: Hyperband judges it as one trial.
-            callback = RetryHeartbeatStaleTrialCallback(
-                max_retry=self.max_retry, inherit_intermediate_values=True
-            )
         return {
             "heartbeat_interval": self.interval,
             "grace_period": self.grace_period,
-            "heartbeat_stale_trial_callback": callback,
+            "heartbeat_stale_trial_callback": retry_callback(self.max_retry),
         }

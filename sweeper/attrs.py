@@ -2,7 +2,35 @@
 
 from __future__ import annotations
 
-__all__ = ["CONFIG_OVERRIDES_ATTR", "FAIL_REASON_ATTR", "INTERRUPTED_ATTR", "OVER_BUDGET_ATTR"]
+__all__ = [
+    "CONFIG_OVERRIDES_ATTR",
+    "FAIL_REASON_ATTR",
+    "HOST_ATTR",
+    "INTERRUPTED_ATTR",
+    "OOM_RETRIES_ATTR",
+    "OVER_BUDGET_ATTR",
+    "RESUMED_FROM_ATTR",
+    "RESUME_REFUSED_ATTR",
+    "WORKER_ID_ATTR",
+]
+
+# A trial's results (metrics, epochs, device, throughput) are sweeper.trial_result.TrialResult;
+# these are the attributes about how it ran.
+
+HOST_ATTR = "host"
+"""The host of the worker that runs (or last ran) the trial."""
+
+WORKER_ID_ATTR = "worker_id"
+"""That worker's fleet-wide id (sweeper.worker.worker_identity)."""
+
+OOM_RETRIES_ATTR = "oom_retries"
+"""How often the trial ran out of memory and went on with half the batch."""
+
+RESUMED_FROM_ATTR = "resumed_from_epoch"
+"""On a retry: the epoch of the checkpoint it resumed from."""
+
+RESUME_REFUSED_ATTR = "resume_refused"
+"""A checkpoint the trial found and did not resume (another config's), and why."""
 
 FAIL_REASON_ATTR = "fail_reason"
 """Why a trial failed (non-finite loss, out of memory at batch 1, bad data, reaped)."""

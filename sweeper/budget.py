@@ -1,7 +1,7 @@
 """The study's trial budget, counted exactly: one retry chain is one trial, however often it fails.
 
-A *chain* is a trial and its retries (Optuna's retry callback stores the first trial's
-number as ``failed_trial`` and every earlier member in ``retry_history``). A chain counts
+A *chain* is a trial and its retries (:func:`storage.retry_root` names its first trial,
+:func:`storage.retried_numbers` its failed members). A chain counts
 against ``budget.n_trials`` once, whatever its members' states, unless it was given back
 (:data:`OVER_BUDGET_ATTR`).
 
@@ -14,45 +14,26 @@ first ``n_trials`` counting chains is given back. Exactly ``n_trials`` chains ru
 from __future__ import annotations
 
 import datetime
-import warnings
 from collections.abc import Iterable
 
 import optuna
-from optuna.exceptions import ExperimentalWarning
-from optuna.storages import RetryHeartbeatStaleTrialCallback as Retry
 from optuna.trial import FrozenTrial, TrialState
 
+from storage import retried_numbers, retry_root, set_trial_user_attrs
 from sweeper.attrs import FAIL_REASON_ATTR, OVER_BUDGET_ATTR
 from sweeper.spec import StudySpec
 
 __all__ = [
     "OverBudget",
     "budget_left",
-    "chain_root",
     "claim_budget",
     "finished_chains",
     "given_back",
-    "retried_numbers",
 ]
 
 
 class OverBudget(Exception):
     """The trial was started after the budget was spent elsewhere; it was given back."""
-
-
-def chain_root(trial: FrozenTrial) -> int:
-    """Number of the first trial of ``trial``'s retry chain (its own number if not a retry)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)  # experimental in optuna 5
-        root = Retry.retried_trial_number(trial)
-    return trial.number if root is None else root
-
-
-def retried_numbers(trials: Iterable[FrozenTrial]) -> set[int]:
-    """Numbers of the trials some later trial retries (every failed member of a chain)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)
-        return {n for t in trials for n in Retry.retry_history(t)}
 
 
 def given_back(trial: FrozenTrial) -> bool:
@@ -65,7 +46,7 @@ def given_back(trial: FrozenTrial) -> bool:
 
 def _counting_roots(trials: Iterable[FrozenTrial]) -> set[int]:
     """Roots of the chains that count against the budget: all but the given-back ones."""
-    return {chain_root(t) for t in trials if not given_back(t)}
+    return {retry_root(t) for t in trials if not given_back(t)}
 
 
 def finished_chains(trials: list[FrozenTrial]) -> int:
@@ -77,7 +58,7 @@ def finished_chains(trials: list[FrozenTrial]) -> int:
     retried = retried_numbers(trials)
     return len(
         {
-            chain_root(t)
+            retry_root(t)
             for t in trials
             if t.state.is_finished() and t.number not in retried and not given_back(t)
         }
@@ -116,7 +97,7 @@ def claim_budget(trial: optuna.Trial, spec: StudySpec) -> None:
     """
     trials = trial.study.get_trials(deepcopy=False)
     me = next(t for t in trials if t.number == trial.number)
-    root = chain_root(me)
+    root = retry_root(me)
     before = {r for r in _counting_roots(trials) if r < root}
     n = spec.budget.n_trials
     if len(before) < n:
@@ -125,7 +106,5 @@ def claim_budget(trial: optuna.Trial, spec: StudySpec) -> None:
         f"over budget: {n} trials were already started when this one began "
         "(another worker passed the budget check at the same moment); given back, not trained"
     )
-    storage = trial.storage
-    storage.set_trial_user_attr(trial._trial_id, OVER_BUDGET_ATTR, True)
-    storage.set_trial_user_attr(trial._trial_id, FAIL_REASON_ATTR, reason)
+    set_trial_user_attrs(trial, {OVER_BUDGET_ATTR: True, FAIL_REASON_ATTR: reason})
     raise OverBudget(reason)

@@ -36,6 +36,7 @@ from storage import (
     StorageError,
     close_storage,
     open_storage,
+    optuna_version_problem,
     redact,
     resolve_url,
 )
@@ -46,6 +47,7 @@ from sweeper.spec import StudySpec, load_spec
 from sweeper.study import create_study, delete_study, load_study
 from sweeper.summary import STATES, StudyStatus, StudySummary, list_studies, study_status
 from sweeper.tables import Column, fit_table, print_fitted
+from sweeper.trial_result import TrialResult
 from trainer_core.errors import ConfigError, DataError
 
 __all__ = ["BAD_INPUT", "EXIT_BAD_INPUT", "EXIT_FAILED", "app", "command", "main"]
@@ -87,6 +89,11 @@ DataRootOption = Annotated[
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+HostOption = Annotated[
+    str, typer.Option("--host", help="address to listen on; it has no login: keep it private")
+]
+PortOption = Annotated[int, typer.Option("--port", help="port to listen on")]
+
 # Set by the root callback on every invocation, read when an error is reported.
 _debug: ContextVar[bool] = ContextVar("sweeper_debug", default=False)
 
@@ -96,6 +103,8 @@ def _root(
     debug: Annotated[bool, typer.Option("--debug", help="show tracebacks of errors")] = False,
 ) -> None:
     _debug.set(debug)
+    if problem := optuna_version_problem():
+        err.print(f"warning: {problem}", markup=False, soft_wrap=True)
     # Optuna logs "A new study created ..." at INFO on stderr; the commands say it better.
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -361,6 +370,7 @@ def worker_cmd(
 ) -> None:
     """Run trials on this node: one process per GPU, until the study's budget is spent."""
     from sweeper.dispatch import plan_slots, run_workers
+    from sweeper.worker_options import WorkerLimits, WorkerOptions
 
     url = resolve_url(storage)
     checked = open_storage(url, create=False)
@@ -372,13 +382,13 @@ def worker_cmd(
         heartbeat = HeartbeatSettings(heartbeat_interval, grace_period, spec.retries.max_retries)
     except ValueError as e:
         raise SpecError(str(e)) from e
-    options = {
-        "n_trials": n_trials,
-        "timeout_s": timeout,
-        "storage_wait_s": storage_wait,
-        "data_root": str(data_root.resolve()) if data_root else None,
-        "heartbeat": vars(heartbeat),
-    }
+    options = WorkerOptions(
+        study_name=study,
+        artifacts=artifacts.resolve(),
+        limits=WorkerLimits(n_trials, timeout, storage_wait),
+        data_root=data_root.resolve() if data_root else None,
+        heartbeat=heartbeat,
+    )
     per_process = CONNECTIONS_PER_PROCESS if not url.startswith("grpc://") else 0
     err.print(
         f"study {study} in {redact(url)}: {len(slots)} worker process(es) "
@@ -388,15 +398,7 @@ def worker_cmd(
         markup=False,
         soft_wrap=True,
     )
-    code = run_workers(
-        study,
-        url,
-        slots,
-        artifacts=artifacts.resolve(),
-        child_options=options,
-        console=err,
-        study_key=key,
-    )
+    code = run_workers(options, url, slots, console=err, study_key=key)
     raise typer.Exit(code)
 
 
@@ -508,7 +510,8 @@ def export_best_cmd(
     study_obj, spec = load_study(study, open_storage(resolve_url(storage), create=False))
     trial = export_best(study_obj, spec, output, by=by)  # type: ignore[arg-type]
     out.print(
-        f"trial {trial.number} (score {trial.user_attrs['score']:.4f}) -> {output}; "
+        f"trial {trial.number} (score {TrialResult.from_attrs(trial.user_attrs).score:.4f}) "
+        f"-> {output}; "
         f"retrain: sweeper train {output}",
         markup=False,
         soft_wrap=True,
@@ -635,10 +638,8 @@ def verify_cmd(
 @command("dashboard")
 def dashboard_cmd(
     storage: StorageOption = None,
-    host: Annotated[
-        str, typer.Option("--host", help="bind address; it has no login")
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port")] = 8080,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8080,
     artifacts: Annotated[
         Path, typer.Option("--artifacts", help="the workers' --artifacts directory")
     ] = Path("sweeper-artifacts"),
@@ -666,10 +667,8 @@ def demo_cmd(
 @command("storage-proxy")
 def storage_proxy_cmd(
     storage: StorageOption = None,
-    host: Annotated[
-        str, typer.Option("--host", help="address to listen on; it has no login: keep it private")
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port")] = 13000,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 13000,
 ) -> None:
     """Optuna's gRPC storage proxy in front of the database; workers use grpc://HOST:PORT."""
     from storage import run_proxy

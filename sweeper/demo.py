@@ -24,6 +24,7 @@ from sweeper.ranking import rank_study
 from sweeper.report import print_ranking
 from sweeper.spec import StudySpec, load_spec
 from sweeper.study import create_study, load_study
+from sweeper.worker_options import WorkerOptions
 from trainer_core.data.synthetic import generate
 
 if TYPE_CHECKING:
@@ -90,14 +91,8 @@ def run_demo(
     console.print(f"study {spec.name} in {url}: {spec.budget.n_trials} trials")
     artifacts = workdir / "artifacts"
     slots = plan_slots(gpus, procs=procs)
-    code = run_workers(
-        spec.name,
-        url,
-        slots,
-        artifacts=artifacts,
-        child_options={"data_root": str(workdir)},
-        console=console,
-    )
+    options = WorkerOptions(spec.name, artifacts, data_root=workdir)
+    code = run_workers(options, url, slots, console=console)
     study, spec = load_study(spec.name, storage)
     print_ranking(rank_study(study, spec), console, top=10)
     console.print(

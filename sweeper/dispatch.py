@@ -20,7 +20,6 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -31,6 +30,7 @@ from rich.text import Text
 from storage import ENV_VAR, resolve_url
 from sweeper.exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_STORAGE_GONE
 from sweeper.paths import log_file, safe_component
+from sweeper.worker_options import WorkerOptions
 
 __all__ = ["ChildState", "Slot", "plan_slots", "run_workers"]
 
@@ -177,24 +177,24 @@ def _table(children: list[ChildState]) -> Table:
 
 
 def run_workers(
-    study_name: str,
+    options: WorkerOptions,
     storage_url: str | None,
     slots: list[Slot],
     *,
-    artifacts: Path,
-    child_options: dict[str, Any],
     max_restarts: int = 3,
     console: Console | None = None,
     study_key: str | None = None,
     child_command: tuple[str, ...] = (sys.executable, "-m", "sweeper.worker_child"),
 ) -> int:
-    """Start a child per slot and supervise them; return the exit code (0 all clean).
+    """Start a child per slot with ``options`` and supervise them; return the exit code
+    (0 all clean).
 
     Each slot logs to its own file, named by the study's key (:func:`sweeper.paths.study_key`)
     and by this node and process, so nodes sharing the artifacts directory never mix logs.
     ``child_command`` is the child's argv before its JSON options.
     """
     console = console or Console(stderr=True)
+    study_name, artifacts = options.study_name, options.artifacts
     logs = artifacts / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     node = f"{socket.gethostname()}-{os.getpid()}"
@@ -207,16 +207,9 @@ def run_workers(
     def start(child: ChildState) -> None:
         env = dict(base_env)
         env["CUDA_VISIBLE_DEVICES"] = child.slot.gpu if child.slot.gpu is not None else ""
-        options = {
-            **child_options,
-            "study_name": study_name,
-            "worker_index": child.slot.index,
-            "threads": child.slot.threads,
-            "artifacts": str(artifacts),
-        }
         log = open(log_file(artifacts, key, node, child.slot.index), "a")  # noqa: SIM115
         child.process = subprocess.Popen(
-            [*child_command, json.dumps(options)],
+            [*child_command, options.for_slot(child.slot.index, child.slot.threads).to_json()],
             env=env,
             stdout=subprocess.PIPE,
             stderr=log,

@@ -15,19 +15,27 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.artifacts import upload_artifact
 
-from storage import set_trial_user_attrs
-from sweeper.attrs import CONFIG_OVERRIDES_ATTR, FAIL_REASON_ATTR, INTERRUPTED_ATTR
+from storage import retry_root, set_trial_user_attrs
+from sweeper.attrs import (
+    CONFIG_OVERRIDES_ATTR,
+    FAIL_REASON_ATTR,
+    HOST_ATTR,
+    INTERRUPTED_ATTR,
+    OOM_RETRIES_ATTR,
+    RESUME_REFUSED_ATTR,
+    RESUMED_FROM_ATTR,
+    WORKER_ID_ATTR,
+)
 from sweeper.paths import checkpoints_dir, study_key
 from sweeper.pictures import detections_png, learning_curve_png
 from sweeper.promote import (
-    CHECKPOINT_ATTR,
     PROMOTED_FROM_ATTR,
     relative_checkpoint_dir,
     seed_promoted_checkpoint,
@@ -35,6 +43,7 @@ from sweeper.promote import (
 from sweeper.scoring import penalized_score
 from sweeper.spec import StudySpec
 from sweeper.study import suggest_params
+from sweeper.trial_result import TrialResult
 from trainer_core.checkpoint import load_checkpoint
 from trainer_core.config import TrainConfig, apply_overrides
 from trainer_core.data import make_splits
@@ -54,6 +63,7 @@ __all__ = [
     "os_error_reason",
     "resume_mismatch",
     "trial_config",
+    "trial_result",
 ]
 
 log = logging.getLogger(__name__)
@@ -100,19 +110,6 @@ class WorkerContext:
             self.on_status(event)
 
 
-def _root_trial_number(trial: optuna.Trial) -> int:
-    """The first trial of a retry chain: retries share its checkpoints."""
-    # optuna 5's Trial has no system_attrs; the retry callback keeps the chain there.
-    attrs = trial.storage.get_trial_system_attrs(trial._trial_id)
-    history = attrs.get("retry_history", [])
-    return history[0] if history else trial.number
-
-
-def _set_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
-    """Several user attributes in one storage transaction (see storage.set_trial_user_attrs)."""
-    set_trial_user_attrs(trial.storage, trial._trial_id, attrs)
-
-
 def checkpoint_dir(ctx: WorkerContext, trial: optuna.Trial) -> Path:
     """Where a trial (and every retry of it) keeps ``last.pt`` and ``best.pt``.
 
@@ -120,7 +117,7 @@ def checkpoint_dir(ctx: WorkerContext, trial: optuna.Trial) -> Path:
     re-created under an old name starts with no checkpoints.
     """
     key = study_key(trial.study.study_name, trial.storage)
-    return checkpoints_dir(ctx.artifacts, key) / f"trial-{_root_trial_number(trial)}"
+    return checkpoints_dir(ctx.artifacts, key) / f"trial-{retry_root(trial)}"
 
 
 # Fields a retry may legitimately change, by section ("" the top level): the out-of-memory
@@ -185,6 +182,36 @@ def trial_config(spec: StudySpec, params: dict[str, Any], ctx: WorkerContext) ->
     return cfg.model_copy(update=update)
 
 
+def trial_result(result: FitResult, spec: StudySpec, artifacts: Path) -> TrialResult:
+    """What ``fit`` produced, as the trial stores it; the score uses the spec's ranking."""
+    facts = TrialResult(
+        stop_reason=result.reason,
+        epochs_run=result.epochs_run,
+        images_per_s=round(result.images_per_s, 2),
+        peak_memory_mb=round(result.peak_memory_mb, 1),
+        device=result.device,
+        precision=result.precision,
+        batch_size=result.batch_size,
+        checkpoint_dir=relative_checkpoint_dir(result.checkpoint_dir, artifacts),
+    )
+    best, gap, on_gap = result.best, result.gap, result.gap_metrics
+    if best is None or gap is None or on_gap is None:
+        return facts  # stopped before its first validation
+    return replace(
+        facts,
+        val_precision=best.precision,
+        val_recall=best.recall,
+        val_hmean=best.hmean,
+        gap_split=result.gap_split,
+        gap_precision=on_gap.precision,
+        gap_recall=on_gap.recall,
+        gap_hmean=on_gap.hmean,
+        gap=gap,
+        score=penalized_score(best.hmean, gap, spec.ranking.penalty, spec.ranking.tolerance),
+        best_epoch=result.best_epoch,
+    )
+
+
 class Objective:
     """Callable for ``study.optimize``: trains one trial and returns its score."""
 
@@ -195,7 +222,7 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         ctx = self.ctx
-        _set_attrs(trial, {"host": ctx.host, "worker_id": ctx.worker_id})
+        set_trial_user_attrs(trial, {HOST_ATTR: ctx.host, WORKER_ID_ATTR: ctx.worker_id})
         try:
             cfg = trial_config(self.spec, suggest_params(trial, self.spec), ctx)
             if trial.user_attrs.get(CONFIG_OVERRIDES_ATTR):  # a re-run of sweeper verify
@@ -270,7 +297,7 @@ class Objective:
                 "grad_accum_steps": cfg.grad_accum_steps * 2,
             }
             log.warning("trial %d: %s; retrying with %s", trial.number, result.reason, smaller)
-            trial.set_user_attr("oom_retries", trial.user_attrs.get("oom_retries", 0) + 1)
+            trial.set_user_attr(OOM_RETRIES_ATTR, trial.user_attrs.get(OOM_RETRIES_ATTR, 0) + 1)
             cfg = cfg.model_copy(update=smaller)
 
     def _may_resume(self, trial: optuna.Trial, cfg: TrainConfig, last: Path) -> bool:
@@ -279,7 +306,7 @@ class Objective:
         if why is None:
             return True
         log.warning("trial %d: not resuming %s: %s; training from scratch", trial.number, last, why)
-        trial.set_user_attr("resume_refused", f"{last}: {why}")
+        trial.set_user_attr(RESUME_REFUSED_ATTR, f"{last}: {why}")
         return False
 
     def _report_checkpointed_epochs(self, trial: optuna.Trial, last: Path) -> None:
@@ -287,7 +314,7 @@ class Objective:
         sees the whole curve even where the retried trial died before reporting."""
         state = load_checkpoint(last)
         log.info("trial %d resumes from %s (epoch %d)", trial.number, last, state["epoch"])
-        trial.set_user_attr("resumed_from_epoch", state["epoch"])
+        trial.set_user_attr(RESUMED_FROM_ATTR, state["epoch"])
         with warnings.catch_warnings():
             # Steps the retry inherited are already there; optuna ignores them with a warning.
             warnings.simplefilter("ignore", UserWarning)
@@ -316,36 +343,10 @@ class Objective:
         return kind(reason)
 
     def _record(self, trial: optuna.Trial, result: FitResult) -> float:
-        """Set the user attributes the dashboard and ``sweeper rank`` read; return the score."""
-        ranking = self.spec.ranking
-        best, gap = result.best, result.gap
-        attrs: dict[str, Any] = {
-            "stop_reason": result.reason,
-            "epochs_run": result.epochs_run,
-            "images_per_s": round(result.images_per_s, 2),
-            "peak_memory_mb": round(result.peak_memory_mb, 1),
-            "device": result.device,
-            "precision": result.precision,
-            "batch_size": result.batch_size,
-            CHECKPOINT_ATTR: relative_checkpoint_dir(result.checkpoint_dir, self.ctx.artifacts),
-        }
-        score = float("nan")
-        if best is not None and gap is not None and result.gap_metrics is not None:
-            score = penalized_score(best.hmean, gap, ranking.penalty, ranking.tolerance)
-            attrs |= {
-                "val_precision": best.precision,
-                "val_recall": best.recall,
-                "val_hmean": best.hmean,
-                "gap_split": result.gap_split,
-                "gap_precision": result.gap_metrics.precision,
-                "gap_recall": result.gap_metrics.recall,
-                "gap_hmean": result.gap_metrics.hmean,
-                "gap": gap,
-                "score": score,
-                "best_epoch": result.best_epoch,
-            }
-        _set_attrs(trial, attrs)
-        return score
+        """Store the trial's :class:`TrialResult` (one transaction); return its score."""
+        recorded = trial_result(result, self.spec, self.ctx.artifacts)
+        set_trial_user_attrs(trial, recorded.to_attrs())
+        return float("nan") if recorded.score is None else recorded.score
 
     def _upload_pictures(self, trial: optuna.Trial, cfg: TrainConfig, result: FitResult) -> None:
         """Detections on a few val images and the learning curve, into the artifact store."""

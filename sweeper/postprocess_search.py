@@ -21,14 +21,13 @@ import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.trial import FrozenTrial, TrialState
 
-from storage import add_finished_trials
-from sweeper.budget import chain_root
+from storage import add_finished_trials, retry_root, storage_of
 from sweeper.errors import SpecError, StudyError
 from sweeper.objective import WorkerContext, trial_config
 from sweeper.paths import checkpoints_dir, inside, study_key
-from sweeper.promote import CHECKPOINT_ATTR
 from sweeper.ranking import rank_study
 from sweeper.spec import PostprocessSearchSpec, StudySpec
+from sweeper.trial_result import TrialResult
 from sweeper.tuned import TunedPostprocess, tuned_attr_key
 from trainer_core.config import PostprocessConfig
 from trainer_core.prob_maps import CachedMaps, MapScorer, cache_prob_maps
@@ -80,7 +79,7 @@ def _finished_trial(study: optuna.Study, number: int) -> FrozenTrial:
         raise StudyError(
             f"study {study.study_name!r} has no trial {number} (trials 0..{len(trials) - 1})"
         )
-    if found.state != TrialState.COMPLETE or "val_hmean" not in found.user_attrs:
+    if found.state != TrialState.COMPLETE or not TrialResult.from_attrs(found.user_attrs).scored:
         raise StudyError(
             f"trial {number} of study {study.study_name!r} is {found.state.name.lower()}, not a "
             "completed trial with a score; tune a completed one (sweeper rank lists them)"
@@ -94,12 +93,12 @@ def trial_checkpoint(study: optuna.Study, trial: FrozenTrial, artifacts: Path) -
     Raises:
         StudyError: it is not there (another --artifacts, or retention removed it).
     """
-    recorded = trial.user_attrs.get(CHECKPOINT_ATTR)
+    recorded = TrialResult.from_attrs(trial.user_attrs).checkpoint_dir
     if isinstance(recorded, str):
         folder = Path(recorded) if Path(recorded).is_absolute() else Path(artifacts) / recorded
     else:
-        key = study_key(study.study_name, study._storage)
-        folder = checkpoints_dir(artifacts, key) / f"trial-{chain_root(trial)}"
+        key = study_key(study.study_name, storage_of(study))
+        folder = checkpoints_dir(artifacts, key) / f"trial-{retry_root(trial)}"
     best = inside(artifacts, folder) / "best.pt"
     if not best.is_file():
         raise StudyError(
@@ -126,7 +125,7 @@ def _suggest(trial: optuna.Trial, ranges: PostprocessSearchSpec) -> dict[str, fl
 def _search_study(study: optuna.Study, number: int) -> optuna.Study:
     """The trial's search study in the sweep's storage (created on the first call)."""
     search = optuna.create_study(
-        storage=study._storage,
+        storage=storage_of(study),
         study_name=search_study_name(study.study_name, number),
         direction="maximize",
         load_if_exists=True,
@@ -178,7 +177,7 @@ def run_search(
         warnings.simplefilter("ignore", ExperimentalWarning)  # enqueue's fixed params
         local.optimize(objective, n_trials=n_trials, callbacks=callbacks)
     new = local.get_trials(deepcopy=False)[len(past) :]
-    add_finished_trials(search._storage, search._study_id, new)
+    add_finished_trials(search, new)
     return max((*past, *new), key=lambda t: t.value if t.value is not None else -1.0)
 
 

@@ -19,9 +19,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeper.errors import StudyError
+from sweeper.trial_result import TrialResult
 
 __all__ = [
-    "CHECKPOINT_ATTR",
     "PROMOTED_AT_ATTR",
     "PROMOTED_FROM_ATTR",
     "PROMOTE_CHECKPOINT_ATTR",
@@ -29,9 +29,6 @@ __all__ = [
     "relative_checkpoint_dir",
     "seed_promoted_checkpoint",
 ]
-
-CHECKPOINT_ATTR = "checkpoint_dir"
-"""A finished trial's checkpoint folder, relative to the workers' artifacts directory."""
 
 PROMOTED_FROM_ATTR = "promoted_from"
 """On a promoted trial: the number of the pruned trial it continues."""
@@ -67,7 +64,8 @@ def promote_trial(study: optuna.Study, number: int) -> FrozenTrial:
             f"trial {number} is {source.state.name.lower()}, not pruned; only a pruned trial "
             "can be promoted (sweeper rank lists them)"
         )
-    checkpoint = source.user_attrs.get(CHECKPOINT_ATTR)
+    result = TrialResult.from_attrs(source.user_attrs)
+    checkpoint = result.checkpoint_dir
     if not isinstance(checkpoint, str):
         raise StudyError(
             f"trial {number} records no checkpoint folder (it was pruned by an older sweeper); "
@@ -84,7 +82,7 @@ def promote_trial(study: optuna.Study, number: int) -> FrozenTrial:
             f"trial {number} is already promoted: trial {t.number} "
             f"({t.state.name.lower()}) continues it"
         )
-    at_epoch = source.user_attrs.get("epochs_run", source.last_step or 0)
+    at_epoch = result.epochs_run if result.epochs_run is not None else source.last_step or 0
     study.enqueue_trial(
         dict(source.params),
         user_attrs={

@@ -16,19 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeper.attrs import FAIL_REASON_ATTR
 from sweeper.budget import given_back
 from sweeper.errors import StudyError
-from sweeper.promote import CHECKPOINT_ATTR, PROMOTED_FROM_ATTR
+from sweeper.promote import PROMOTED_FROM_ATTR
 from sweeper.saving import PruningSaving, pruning_saving
-from sweeper.scoring import penalized_score
 from sweeper.selection import RULES, Rule, rule_value
 from sweeper.spec import StudySpec
+from sweeper.trial_result import METRIC_ATTRS, TrialResult
 from sweeper.tuned import tuned_by_trial
 from trainer_core.config import apply_overrides
+from trainer_core.yaml_io import dump_yaml_text
 
 __all__ = [
     "PrunedTrial",
@@ -120,16 +120,7 @@ class Ranking:
     def to_csv(self, top: int | None = None) -> str:
         """Completed trials only, one row each, parameters as their own columns."""
         names = sorted({k for t in self.completed for k in t.params})
-        metrics = [
-            "val_precision",
-            "val_recall",
-            "val_hmean",
-            "gap_precision",
-            "gap_recall",
-            "gap_hmean",
-            "gap",
-            "score",
-        ]
+        metrics = METRIC_ATTRS
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(["rank", "trial", *names, *metrics, "epochs"])
@@ -142,21 +133,21 @@ class Ranking:
 
 
 def _ranked(trial: FrozenTrial, penalty: float, tolerance: float) -> RankedTrial | None:
-    a = trial.user_attrs
-    if "val_hmean" not in a or "gap" not in a:
+    r = TrialResult.from_attrs(trial.user_attrs)
+    if not r.scored:
         return None
     return RankedTrial(
         number=trial.number,
         params=dict(trial.params),
-        val_precision=a["val_precision"],
-        val_recall=a["val_recall"],
-        val_hmean=a["val_hmean"],
-        gap_hmean=a["gap_hmean"],
-        gap=a["gap"],
-        score=penalized_score(a["val_hmean"], a["gap"], penalty, tolerance),
-        epochs=a.get("epochs_run", 0),
-        gap_precision=a.get("gap_precision"),
-        gap_recall=a.get("gap_recall"),
+        val_precision=r.val_precision,
+        val_recall=r.val_recall,
+        val_hmean=r.val_hmean,
+        gap_hmean=r.gap_hmean,
+        gap=r.gap,
+        score=r.rescored(penalty, tolerance),
+        epochs=r.epochs_run or 0,
+        gap_precision=r.gap_precision,
+        gap_recall=r.gap_recall,
     )
 
 
@@ -230,8 +221,8 @@ def rank_study(
             if t.intermediate_values
             else None,
             promoted_to=promoted_to.get(t.number),
-            val_hmean=t.user_attrs.get("val_hmean"),
-            gap_hmean=t.user_attrs.get("gap_hmean"),
+            val_hmean=(result := TrialResult.from_attrs(t.user_attrs)).val_hmean,
+            gap_hmean=result.gap_hmean,
         )
         for t in trials
         if t.state == TrialState.PRUNED
@@ -282,14 +273,14 @@ def export_best(
     tuned = tuned_by_trial(study.user_attrs).get(trial.number)
     if tuned is not None:
         config = apply_overrides(config, tuned.overrides())
-    a = trial.user_attrs
+    r = TrialResult.from_attrs(trial.user_attrs)
     header = [
         f"sweeper export-best: study {study.study_name!r}, trial {trial.number} "
         f"(by {by or spec.ranking.rule})",
         f"params: {json.dumps(trial.params)}",
-        f"val P {a['val_precision']:.4f}  R {a['val_recall']:.4f}  H {a['val_hmean']:.4f}  "
-        f"{a.get('gap_split', 'gap')} H {a['gap_hmean']:.4f}  gap {a['gap']:+.4f}  "
-        f"score {a['score']:.4f}  best epoch {a.get('best_epoch')}",
+        f"val P {r.val_precision:.4f}  R {r.val_recall:.4f}  H {r.val_hmean:.4f}  "
+        f"{r.gap_split or 'gap'} H {r.gap_hmean:.4f}  gap {r.gap:+.4f}  "
+        f"score {r.score:.4f}  best epoch {r.best_epoch}",
         f"retrain: sweeper train {path.name}",
     ]
     if tuned is not None:
@@ -298,7 +289,7 @@ def export_best(
             f"{json.dumps(tuned.params)}; val H {tuned.val_before:.4f} -> {tuned.val_after:.4f}, "
             f"{tuned.gap_split} H {tuned.gap_before:.4f} -> {tuned.gap_after:.4f}"
         )
-    checkpoint = a.get(CHECKPOINT_ATTR)
+    checkpoint = r.checkpoint_dir
     if isinstance(checkpoint, str):
         best_pt = (
             f"{checkpoint}/best.pt"
@@ -309,6 +300,6 @@ def export_best(
             f"its weights: {best_pt} (ARTIFACTS: the workers' --artifacts); fine-tune from them: "
             f"sweeper train {path.name} --set model.init_checkpoint={best_pt}"
         )
-    body = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    body = dump_yaml_text(config.model_dump(mode="json"))
     path.write_text("".join(f"# {line}\n" for line in header) + body)
     return trial

@@ -20,24 +20,19 @@ the reaper in the proxy's time zone (trial starts are stored in local time).
 
 from __future__ import annotations
 
-import copy
 import datetime
 import logging
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-import grpc
 import optuna
-import sqlalchemy
-from optuna.exceptions import ExperimentalWarning, StorageInternalError, UpdateFinishedTrialError
-from optuna.storages import BaseStorage, RDBStorage
-from optuna.storages import RetryHeartbeatStaleTrialCallback as Retry
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
-from storage import close_storage, open_storage
+import storage as st
+from storage import TRANSIENT_ERRORS, RetryCallback, close_storage, open_storage
 from sweeper.attrs import FAIL_REASON_ATTR
 from sweeper.spec import StudySpec
 from sweeper.study import load_study
@@ -57,20 +52,7 @@ HEARTBEAT_ATTR = "heartbeat_at"
 """Trial user attribute: unix time of the worker's latest heartbeat (see :func:`keep_alive`)."""
 
 # Errors of one pass that the loop outlives: the database or the proxy is away for a while.
-_TRANSIENT = (StorageInternalError, sqlalchemy.exc.SQLAlchemyError, grpc.RpcError, OSError)
-
-# Optuna's heartbeat table and the trial columns it is read with (schema of optuna >= 2.9).
-_TRIALS = sqlalchemy.table(
-    "trials",
-    sqlalchemy.column("trial_id", sqlalchemy.Integer),
-    sqlalchemy.column("study_id", sqlalchemy.Integer),
-    sqlalchemy.column("state", sqlalchemy.String),
-)
-_HEARTBEATS = sqlalchemy.table(
-    "trial_heartbeats",
-    sqlalchemy.column("trial_id", sqlalchemy.Integer),
-    sqlalchemy.column("heartbeat", sqlalchemy.DateTime),
-)
+_TRANSIENT = (*TRANSIENT_ERRORS, OSError)
 
 
 def reap_stale(study_name: str, storage_url: str | None, grace_period_s: int) -> list[int]:
@@ -98,7 +80,7 @@ def reap_stale(study_name: str, storage_url: str | None, grace_period_s: int) ->
     storage = open_storage(storage_url, create=False)
     try:
         study, spec = load_study(study_name, storage)
-        return _reap(storage, study, spec, grace_period_s)
+        return _reap(study, spec, grace_period_s)
     finally:
         close_storage(storage)
 
@@ -145,7 +127,7 @@ def reap_loop(
         )
         while not stop.is_set():
             try:
-                reaped += _reap(storage, study, spec, grace_period_s)
+                reaped += _reap(study, spec, grace_period_s)
             except _TRANSIENT as e:
                 log.warning("reap pass failed (%s); next try in %g s", _one_line(e), every_s)
             stop.wait(every_s)
@@ -201,65 +183,48 @@ def beating(beat: Callable[[], None], trial: optuna.Trial, interval_s: float) ->
         thread.join()
 
 
-def _reap(
-    storage: BaseStorage, study: optuna.Study, spec: StudySpec, grace_period_s: int
-) -> list[int]:
+def _reap(study: optuna.Study, spec: StudySpec, grace_period_s: int) -> list[int]:
     """One pass: fail and re-queue the study's silent RUNNING trials; their numbers."""
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if not running:
         return []
-    beat_ages = _heartbeat_ages(storage, study.study_name)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)  # experimental in optuna 5
-        retry = Retry(max_retry=spec.retries.max_retries, inherit_intermediate_values=True)
+    beat_ages = st.heartbeat_ages(study)
+    retry = st.retry_callback(spec.retries.max_retries)
     reaped = []
     for trial in running:
-        silent_s = _silence(trial, beat_ages.get(trial._trial_id))
+        silent_s = _silence(trial, beat_ages.get(trial.number))
         if silent_s <= grace_period_s:
             continue
         reason = (
             f"worker silent for {silent_s:.0f} s (grace {grace_period_s} s): failed by sweeper reap"
         )
-        failed = fail_and_requeue(storage, study, trial._trial_id, reason, retry)
+        failed = fail_and_requeue(study, trial.number, reason, retry)
         if failed is None:
             continue
         # The callback's own rule, repeated only to say what it did.
         limit = spec.retries.max_retries
-        history = failed.system_attrs.get("retry_history", [])  # Retry.retry_history warns
-        done = "re-queued" if len(history) < limit else "retry limit reached"
+        done = (
+            "re-queued"
+            if limit is None or st.retry_count(failed) < limit
+            else "retry limit reached"
+        )
         log.warning("trial %d: %s; %s", trial.number, reason, done)
         reaped.append(trial.number)
     return reaped
 
 
 def fail_and_requeue(
-    storage: BaseStorage, study: optuna.Study, trial_id: int, reason: str, retry: Retry
+    study: optuna.Study, number: int, reason: str, retry: RetryCallback
 ) -> FrozenTrial | None:
-    """Fail a RUNNING trial with ``reason`` and queue its copy (``retry``'s limit applies).
+    """Fail RUNNING trial ``number`` with ``reason`` and queue its copy (``retry``'s limit
+    applies), without the reason and the dead worker's heartbeat.
 
     Returns:
         The failed trial, or None when it had finished (or another process failed it) first.
     """
-    try:
-        # The reason first: a finished trial takes no more attributes. A trial that
-        # finishes in between keeps a stray reason, and is not failed.
-        storage.set_trial_user_attr(trial_id, FAIL_REASON_ATTR, reason)
-        if not storage.set_trial_state_values(trial_id, TrialState.FAIL):
-            return None
-    except UpdateFinishedTrialError:
-        return None  # it finished, or another reaper or worker failed it first
-    failed = storage.get_trial(trial_id)
-    _requeue(study, retry, failed)
-    return failed
-
-
-def _requeue(study: optuna.Study, retry: Retry, failed: FrozenTrial) -> None:
-    """Queue a copy of ``failed`` without the reaper's and the heartbeat's attributes."""
-    clean = copy.deepcopy(failed)
-    clean.user_attrs = {
-        k: v for k, v in failed.user_attrs.items() if k not in (HEARTBEAT_ATTR, FAIL_REASON_ATTR)
-    }
-    retry(study, clean)
+    return st.fail_and_requeue(
+        study, number, reason, retry, reason_attr=FAIL_REASON_ATTR, drop_attrs=(HEARTBEAT_ATTR,)
+    )
 
 
 def _silence(trial: FrozenTrial, heartbeat_age_s: float | None) -> float:
@@ -273,27 +238,6 @@ def _silence(trial: FrozenTrial, heartbeat_age_s: float | None) -> float:
     if heartbeat_age_s is not None:
         ages.append(heartbeat_age_s)
     return min(ages, default=0.0)
-
-
-def _heartbeat_ages(storage: BaseStorage, study_name: str) -> dict[int, float]:
-    """Age in seconds of each RUNNING trial's row in Optuna's heartbeat table (SQL only).
-
-    Measured on the database's clock, which also wrote the rows, as Optuna does.
-    """
-    if not isinstance(storage, RDBStorage):
-        return {}
-    study_id = storage.get_study_id_from_name(study_name)
-    query = (
-        sqlalchemy.select(_HEARTBEATS.c.trial_id, _HEARTBEATS.c.heartbeat, sqlalchemy.func.now())
-        .join(_TRIALS, _TRIALS.c.trial_id == _HEARTBEATS.c.trial_id)
-        .where(_TRIALS.c.study_id == study_id, _TRIALS.c.state == TrialState.RUNNING.name)
-    )
-    with storage.engine.connect() as connection:
-        rows = connection.execute(query).all()
-    # PostgreSQL's now() carries a time zone; the stored heartbeats are naive in the same one.
-    return {
-        trial_id: (now.replace(tzinfo=None) - beat).total_seconds() for trial_id, beat, now in rows
-    }
 
 
 def _check_positive(name: str, value: float) -> None:

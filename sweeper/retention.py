@@ -24,7 +24,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeper.budget import chain_root
+from storage import retry_root, storage_of
 from sweeper.paths import checkpoints_dir, study_key
 from sweeper.promote import PROMOTED_FROM_ATTR
 from sweeper.ranking import rank_study
@@ -79,7 +79,7 @@ def checkpoint_usage(artifacts: Path, key: str) -> DiskUsage:
 def _latest_by_chain(trials: list[FrozenTrial]) -> dict[int, FrozenTrial]:
     latest: dict[int, FrozenTrial] = {}
     for t in trials:
-        root = chain_root(t)
+        root = retry_root(t)
         if root not in latest or t.number > latest[root].number:
             latest[root] = t
     return latest
@@ -114,7 +114,7 @@ def apply_retention(study: optuna.Study, spec: StudySpec, artifacts: Path) -> in
     Example:
         >>> apply_retention(*load_study("demo", open_storage()), Path("art"))  # doctest: +SKIP
     """
-    folder = checkpoints_dir(artifacts, study_key(study.study_name, study._storage))
+    folder = checkpoints_dir(artifacts, study_key(study.study_name, storage_of(study)))
     freed = 0
     for root, names in _plan(study, spec).items():
         for name in names:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeper.promote import PROMOTED_AT_ATTR, PROMOTED_FROM_ATTR
+from sweeper.trial_result import TrialResult
 
 __all__ = ["PruningSaving", "pruning_saving"]
 
@@ -42,7 +43,7 @@ class PruningSaving:
 
 
 def _epochs_run(trial: FrozenTrial) -> int:
-    run = trial.user_attrs.get("epochs_run")
+    run = TrialResult.from_attrs(trial.user_attrs).epochs_run
     return int(run) if isinstance(run, int) else (trial.last_step or 0)
 
 

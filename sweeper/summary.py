@@ -12,9 +12,11 @@ from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from sweeper.attrs import HOST_ATTR, WORKER_ID_ATTR
 from sweeper.budget import finished_chains, given_back
 from sweeper.saving import PruningSaving, pruning_saving
 from sweeper.study import SPEC_ATTR, find_study_id
+from sweeper.trial_result import TrialResult
 
 __all__ = ["RunningTrial", "StudyStatus", "StudySummary", "list_studies", "study_status"]
 
@@ -135,9 +137,9 @@ def _running(trial: FrozenTrial) -> RunningTrial:
     steps = trial.intermediate_values
     return RunningTrial(
         number=trial.number,
-        host=_text(attrs.get("host")),
-        device=_text(attrs.get("device")),
-        worker_id=_text(attrs.get("worker_id")),
+        host=_text(attrs.get(HOST_ATTR)),
+        device=_text(TrialResult.from_attrs(attrs).device),
+        worker_id=_text(attrs.get(WORKER_ID_ATTR)),
         last_epoch=max(steps) if steps else None,
         started=trial.datetime_start,
     )

@@ -26,14 +26,14 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
+from storage import retried_numbers, retry_root, storage_of
 from sweeper.attrs import CONFIG_OVERRIDES_ATTR
-from sweeper.budget import chain_root, retried_numbers
 from sweeper.errors import SpecError, StudyError
 from sweeper.ranking import rank_study
-from sweeper.scoring import penalized_score
 from sweeper.spec import StudySpec, parse_spec
 from sweeper.study import SPEC_ATTR, create_study, load_study
 from sweeper.tables import Column, compact, fit_table, percent, print_fitted
+from sweeper.trial_result import TrialResult
 
 __all__ = [
     "VERIFY_OF_ATTR",
@@ -156,7 +156,7 @@ def enqueue_verify(
     if not ranked:
         raise StudyError(f"study {study.study_name!r} has no completed trial to verify yet")
     planned = [(r.number, r.params, o) for r in ranked for o in _runs(spec, r.params, seeds, folds)]
-    storage = study._storage
+    storage = storage_of(study)
     name = verify_study_name(study.study_name)
     try:
         verify, _ = load_study(name, storage)
@@ -174,7 +174,7 @@ def enqueue_verify(
         if (key := _key(params, overrides)) not in seen:
             seen.add(key)
             new.append((number, params, overrides))
-    total = len({chain_root(t) for t in existing})  # a retried re-run counts once
+    total = len({retry_root(t) for t in existing})  # a retried re-run counts once
     verify_spec = _verify_spec(spec, name, total + len(new))
     if verify is None:
         verify = create_study(verify_spec, storage)
@@ -283,7 +283,7 @@ def verify_report(verify: optuna.Study, spec: StudySpec) -> VerifyReport:
     source_name = source_study_name(verify)
     if source_name is None:
         raise StudyError(f"study {verify.study_name!r} is not a verify study")
-    source, _ = load_study(source_name, verify._storage)
+    source, _ = load_study(source_name, storage_of(verify))
     originals = {t.number: t for t in source.get_trials(deepcopy=False)}
     trials = verify.get_trials(deepcopy=False)
     retried = retried_numbers(trials)
@@ -295,14 +295,15 @@ def verify_report(verify: optuna.Study, spec: StudySpec) -> VerifyReport:
             groups.setdefault(number, []).append(t)
     configs = []
     for number, runs in groups.items():
-        done = [t for t in runs if t.state == TrialState.COMPLETE and "gap" in t.user_attrs]
-        scores = [
-            penalized_score(t.user_attrs["val_hmean"], t.user_attrs["gap"], r.penalty, r.tolerance)
-            for t in done
+        done = [
+            result
+            for t in runs
+            if t.state == TrialState.COMPLETE
+            and (result := TrialResult.from_attrs(t.user_attrs)).scored
         ]
-        o = originals[number].user_attrs
-        original = penalized_score(o["val_hmean"], o["gap"], r.penalty, r.tolerance)
-        score = Spread.of(scores)
+        o = TrialResult.from_attrs(originals[number].user_attrs)
+        original = o.rescored(r.penalty, r.tolerance)
+        score = Spread.of([d.rescored(r.penalty, r.tolerance) for d in done])
         configs.append(
             VerifiedConfig(
                 source=number,
@@ -310,11 +311,11 @@ def verify_report(verify: optuna.Study, spec: StudySpec) -> VerifyReport:
                 runs=len(done),
                 pending=sum(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in runs),
                 failed=sum(t.state == TrialState.FAIL and t.number not in retried for t in runs),
-                val=Spread.of([t.user_attrs["val_hmean"] for t in done]),
-                gap=Spread.of([t.user_attrs["gap_hmean"] for t in done]),
+                val=Spread.of([d.val_hmean for d in done]),
+                gap=Spread.of([d.gap_hmean for d in done]),
                 score=score,
-                original_val=o["val_hmean"],
-                original_gap=o["gap_hmean"],
+                original_val=o.val_hmean,
+                original_gap=o.gap_hmean,
                 original_score=original,
                 flag=_flag(original, score, len(done)),
             )

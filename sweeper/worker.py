@@ -20,22 +20,15 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import optuna
 from optuna.exceptions import ExperimentalWarning
-from optuna.storages import (
-    BaseStorage,
-    GrpcStorageProxy,
-    RDBStorage,
-    RetryHeartbeatStaleTrialCallback,
-)
+from optuna.storages import BaseStorage, GrpcStorageProxy, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from storage import (
-    STORAGE_WAIT_S,
     TRANSIENT_ERRORS,
     Backoff,
     HeartbeatSettings,
@@ -43,6 +36,8 @@ from storage import (
     close_storage,
     open_artifact_store,
     open_storage,
+    record_heartbeat,
+    retry_callback,
 )
 from sweeper.attrs import INTERRUPTED_ATTR
 from sweeper.budget import OverBudget, budget_left, claim_budget
@@ -60,9 +55,9 @@ from sweeper.reap import beating, fail_and_requeue, keep_alive
 from sweeper.retention import retention_callback
 from sweeper.spec import StudySpec
 from sweeper.study import load_study
+from sweeper.worker_options import WorkerLimits, WorkerOptions
 
 __all__ = [
-    "WorkerLimits",
     "WorkerStopped",
     "artifacts_problem",
     "budget_left",
@@ -78,16 +73,6 @@ _POLL_S = 2.0
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class WorkerLimits:
-    """This process's own limits, on top of the study's budget."""
-
-    n_trials: int | None = None
-    timeout_s: float | None = None
-    storage_wait_s: float = STORAGE_WAIT_S
-    """How long the storage may stay unreachable before the worker gives up (exit 3)."""
-
-
 def worker_identity(slot: int) -> str:
     """This process's id in the whole fleet: ``host:pid/slot.token``.
 
@@ -101,21 +86,12 @@ class WorkerStopped(Exception):
     """This worker cannot do useful work (bad data, bad config, unusable artifacts)."""
 
 
-def _retry(spec: StudySpec) -> RetryHeartbeatStaleTrialCallback:
-    """Optuna's re-queue of a failed trial: same parameters, its curve, the spec's limit."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)
-        return RetryHeartbeatStaleTrialCallback(
-            max_retry=spec.retries.max_retries, inherit_intermediate_values=True
-        )
-
-
 def _retry_failed(
     spec: StudySpec, tracked: _Tracked
 ) -> Callable[[optuna.Study, FrozenTrial], None]:
     """optimize() callback: re-queue a trial stopped by a signal, or failed by this worker's
     data, config or disk (another worker may well run it), keeping its curve."""
-    retry = _retry(spec)
+    retry = retry_callback(spec.retries.max_retries)
 
     def callback(study: optuna.Study, trial: FrozenTrial) -> None:
         if trial.state != TrialState.FAIL:
@@ -155,12 +131,12 @@ def _with_keep_alive(
 
 
 def _with_db_heartbeat(
-    objective: Callable[[optuna.Trial], float], storage: RDBStorage, interval_s: float
+    objective: Callable[[optuna.Trial], float], interval_s: float
 ) -> Callable[[optuna.Trial], float]:
     """Beside Optuna's heartbeat, one that outlives a database outage (see ``beating``)."""
 
     def beating_objective(trial: optuna.Trial) -> float:
-        with beating(lambda: storage.record_heartbeat(trial._trial_id), trial, interval_s):
+        with beating(lambda: record_heartbeat(trial), trial, interval_s):
             return objective(trial)
 
     return beating_objective
@@ -174,13 +150,13 @@ class _Tracked:
         self, objective: Callable[[optuna.Trial], float], spec: StudySpec, artifacts: Path
     ) -> None:
         self.objective, self.spec, self.artifacts = objective, spec, artifacts
-        self.current: int | None = None  # storage id of the trial in progress
+        self.current: int | None = None  # number of the trial in progress
         self.given_back = 0
         self.requeue = False  # the trial failed for this worker's reasons: re-queue it
         self.stop_reason: str | None = None  # set: this worker must stop
 
     def __call__(self, trial: optuna.Trial) -> float:
-        self.current, self.requeue = trial._trial_id, False
+        self.current, self.requeue = trial.number, False
         try:
             claim_budget(trial, self.spec)
         except OverBudget:
@@ -242,13 +218,11 @@ def _storage_down(storage: BaseStorage, study_name: str) -> bool:
     return False
 
 
-def _give_back(
-    storage: BaseStorage, study: optuna.Study, spec: StudySpec, trial_id: int, outage: str
-) -> None:
+def _give_back(study: optuna.Study, spec: StudySpec, number: int, outage: str) -> None:
     """Fail and re-queue this worker's trial that a storage outage cut off, if it still runs."""
-    retry = _retry(spec)
+    retry = retry_callback(spec.retries.max_retries)
     reason = f"storage unreachable mid-trial ({outage}); re-queued to resume from its checkpoint"
-    failed = fail_and_requeue(storage, study, trial_id, reason, retry)
+    failed = fail_and_requeue(study, number, reason, retry)
     if failed is not None:
         log.warning("trial %d: %s", failed.number, reason)
 
@@ -257,7 +231,7 @@ def run_worker(
     study_name: str,
     storage_url: str | None,
     ctx: WorkerContext,
-    limits: WorkerLimits = WorkerLimits(),
+    limits: WorkerLimits | None = None,
     heartbeat: HeartbeatSettings | None = None,
 ) -> int:
     """Run trials of ``study_name`` until its budget, ``limits`` or ``ctx.stop``; return
@@ -270,6 +244,7 @@ def run_worker(
     Raises:
         StorageUnavailable: the storage stayed away longer than ``limits.storage_wait_s``.
     """
+    limits = limits or WorkerLimits()
     backoff = Backoff(limits.storage_wait_s)
 
     def read_spec() -> StudySpec:
@@ -295,12 +270,12 @@ def run_worker(
         # where `sweeper reap` reads it.
         objective = _with_keep_alive(objective, settings.interval)
     elif isinstance(storage, RDBStorage):
-        objective = _with_db_heartbeat(objective, storage, settings.interval)
+        objective = _with_db_heartbeat(objective, settings.interval)
     tracked = _Tracked(objective, spec, ctx.artifacts)
     callbacks = [_retry_failed(spec, tracked), retention_callback(spec, ctx.artifacts)]
     deadline = None if limits.timeout_s is None else time.monotonic() + limits.timeout_s
     ran = 0
-    cut_off: tuple[int, str] | None = None  # (trial id, outage) of a trial an outage ended
+    cut_off: tuple[int, str] | None = None  # (number, outage) of a trial an outage ended
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     while not ctx.stop.is_set():
         if limits.n_trials is not None and ran >= limits.n_trials:
@@ -309,7 +284,7 @@ def run_worker(
             break
         try:
             if cut_off is not None:
-                _give_back(storage, study, spec, *cut_off)
+                _give_back(study, spec, *cut_off)
                 cut_off = None
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ExperimentalWarning)
@@ -352,34 +327,24 @@ def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split())[:300] or type(e).__name__
 
 
-def worker_process_main(
-    study_name: str,
-    storage_url: str | None,
-    *,
-    artifacts: Path,
-    worker_index: int,
-    limits: WorkerLimits,
-    data_root: Path | None,
-    device: str | None,
-    threads: int | None,
-    heartbeat: HeartbeatSettings | None,
-) -> int:
+def worker_process_main(options: WorkerOptions, storage_url: str | None = None) -> int:
     """Entry of a child process started by the dispatcher: signals, status lines, the loop.
+
+    ``storage_url`` None reads ``$SWEEPER_STORAGE``, which the dispatcher sets.
 
     Status goes to stdout as one JSON object per line for the parent's live display.
     SIGTERM/SIGINT stop the running trial at the next batch: its last epoch's checkpoint
     stays, and the trial is re-queued to resume on any worker.
     """
-    if threads:
+    if options.threads:
         import torch
 
-        torch.set_num_threads(threads)
+        torch.set_num_threads(options.threads)
     ctx = WorkerContext(
-        study_name=study_name,
-        artifacts=artifacts,
-        worker_id=worker_identity(worker_index),
-        data_root=data_root,
-        device=device,
+        study_name=options.study_name,
+        artifacts=options.artifacts,
+        worker_id=worker_identity(options.worker_index),
+        data_root=options.data_root,
         on_status=lambda event: print(json.dumps(event, default=str), flush=True),
     )
 
@@ -393,7 +358,7 @@ def worker_process_main(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s"
     )
     try:
-        run_worker(study_name, storage_url, ctx, limits, heartbeat)
+        run_worker(options.study_name, storage_url, ctx, options.limits, options.heartbeat)
     except StorageUnavailable as e:
         if ctx.stop.is_set():
             return 0

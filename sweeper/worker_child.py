@@ -1,37 +1,20 @@
 """``python -m sweeper.worker_child '<json options>'``: a child process of ``sweeper worker``.
 
-The storage URL comes from ``$SWEEPER_STORAGE`` (set by the parent), never from argv.
+The options are :class:`sweeper.worker_options.WorkerOptions`; the storage URL comes from
+``$SWEEPER_STORAGE`` (set by the parent), never from argv.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
-from storage import HeartbeatSettings
-from sweeper.worker import WorkerLimits, worker_process_main
+from sweeper.worker import worker_process_main
+from sweeper.worker_options import WorkerOptions
 
 
 def main(argv: list[str]) -> int:
-    """Parse the parent's JSON options and run the worker loop."""
-    options = json.loads(argv[0])
-    heartbeat = options.get("heartbeat")
-    return worker_process_main(
-        options["study_name"],
-        None,
-        artifacts=Path(options["artifacts"]),
-        worker_index=options["worker_index"],
-        limits=WorkerLimits(
-            options.get("n_trials"),
-            options.get("timeout_s"),
-            options.get("storage_wait_s", WorkerLimits.storage_wait_s),
-        ),
-        data_root=Path(options["data_root"]) if options.get("data_root") else None,
-        device=options.get("device"),
-        threads=options.get("threads"),
-        heartbeat=HeartbeatSettings(**heartbeat) if heartbeat else None,
-    )
+    """Read the parent's options and run the worker loop."""
+    return worker_process_main(WorkerOptions.from_json(argv[0]))
 
 
 if __name__ == "__main__":

@@ -8,9 +8,9 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 from tiny_sweep import tiny_spec
 
-from storage import open_storage
+from storage import open_storage, retry_root
 from sweeper.attrs import FAIL_REASON_ATTR, OVER_BUDGET_ATTR
-from sweeper.budget import OverBudget, budget_left, chain_root, claim_budget
+from sweeper.budget import OverBudget, budget_left, claim_budget
 from sweeper.spec import StudySpec, parse_spec
 from sweeper.study import create_study, load_study
 
@@ -71,7 +71,7 @@ def test_a_retry_runs_even_when_a_racing_trial_filled_the_budget(
     RetryHeartbeatStaleTrialCallback(max_retry=5)(study, study.trials[first.number])
     retry = study.ask()  # the re-queued copy, numbered after the fresh trial
     assert (fresh.number, retry.number) == (2, 3)
-    assert chain_root(study.trials[retry.number]) == 0
+    assert retry_root(study.trials[retry.number]) == 0
     claim_budget(retry, spec)  # the chain of trial 0 counted from the start
     with pytest.raises(OverBudget):
         claim_budget(fresh, spec)

@@ -15,7 +15,8 @@ from sweeper.objective import WorkerContext, resume_mismatch, trial_config
 from sweeper.paths import checkpoints_dir, find_trial_checkpoints, inside, log_file, study_key
 from sweeper.spec import SCHEMA_VERSION, parse_spec
 from sweeper.study import SCHEMA_ATTR, SPEC_ATTR, create_study, delete_study
-from sweeper.worker import WorkerLimits, run_worker
+from sweeper.worker import run_worker
+from sweeper.worker_options import WorkerLimits
 
 
 def _run_one_trial(url: str, name: str, root: Path) -> optuna.trial.FrozenTrial:

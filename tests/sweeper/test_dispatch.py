@@ -12,6 +12,7 @@ from pathlib import Path
 from rich.console import Console
 
 from sweeper.dispatch import ChildState, Slot, _table, run_workers
+from sweeper.worker_options import WorkerOptions
 
 
 def _rendered(children: list[ChildState], width: int = 80) -> list[str]:
@@ -53,11 +54,9 @@ def test_status_lines_read_in_80_columns() -> None:
 def _supervise(tmp_path: Path, script: str, max_restarts: int) -> tuple[int, str]:
     output = io.StringIO()
     code = run_workers(
-        "s",
+        WorkerOptions("s", tmp_path / "artifacts"),
         f"sqlite:///{tmp_path / 'unused.db'}",
         [Slot(0, None, 1)],
-        artifacts=tmp_path / "artifacts",
-        child_options={},
         max_restarts=max_restarts,
         console=Console(file=output, width=200),  # a file: not a terminal
         study_key="s-0123456789ab",

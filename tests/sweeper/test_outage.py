@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 from optuna.trial import TrialState
 from tiny_sweep import (
@@ -28,8 +29,7 @@ from tiny_sweep import (
     write_spec,
 )
 
-from storage import open_storage
-from sweeper.budget import chain_root
+from storage import open_storage, retry_root
 from sweeper.study import load_study
 
 pytestmark = [
@@ -132,7 +132,7 @@ def test_a_worker_waits_out_an_outage_and_resumes_the_trial_it_cut_off(
     cut_off = trials[0]
     assert cut_off.state == TrialState.FAIL
     assert "storage unreachable mid-trial" in cut_off.user_attrs["fail_reason"]
-    [retry] = [t for t in trials if t.number != 0 and chain_root(t) == 0]
+    [retry] = [t for t in trials if t.number != 0 and retry_root(t) == 0]
     assert retry.state in (TrialState.COMPLETE, TrialState.PRUNED), retry.user_attrs
     assert retry.user_attrs["resumed_from_epoch"] >= 1
     assert len(trials) == 2  # the budget of one: the chain, nothing more
@@ -157,8 +157,8 @@ def test_a_worker_stops_when_the_storage_stays_away(
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used:UserWarning")
 def test_a_trials_heartbeat_outlives_an_outage(postgres_url: str, study_name: str) -> None:
-    from storage import HeartbeatSettings
-    from sweeper.reap import _heartbeat_ages, beating
+    from storage import HeartbeatSettings, heartbeat_ages, record_heartbeat
+    from sweeper.reap import beating
     from sweeper.spec import parse_spec
     from sweeper.study import create_study
 
@@ -170,13 +170,15 @@ def test_a_trials_heartbeat_outlives_an_outage(postgres_url: str, study_name: st
     trial = study.ask()
     direct = open_storage(postgres_url)
     try:
-        with beating(lambda: storage.record_heartbeat(trial._trial_id), trial, 1.0):
+        with beating(lambda: record_heartbeat(trial), trial, 1.0):
             time.sleep(1.5)
             relay.close()
             time.sleep(3)  # beats fail; Optuna's own thread would have ended here
             relay = Relay(relay.port)
             time.sleep(2.5)
-            age = _heartbeat_ages(direct, study_name)[trial._trial_id]
+            age = heartbeat_ages(optuna.load_study(study_name=study_name, storage=direct))[
+                trial.number
+            ]
     finally:
         relay.close()
     assert age < 2.0, f"last heartbeat {age:.1f} s ago: the beats stopped at the outage"

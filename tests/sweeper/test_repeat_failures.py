@@ -15,7 +15,8 @@ from sweeper.objective import WorkerContext
 from sweeper.paths import checkpoints_dir, study_key
 from sweeper.spec import parse_spec
 from sweeper.study import create_study
-from sweeper.worker import WorkerLimits, WorkerStopped, run_worker
+from sweeper.worker import WorkerStopped, run_worker
+from sweeper.worker_options import WorkerLimits
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 

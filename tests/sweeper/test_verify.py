@@ -19,7 +19,8 @@ from sweeper.ranking import rank_study
 from sweeper.spec import parse_spec
 from sweeper.study import create_study, load_study
 from sweeper.verify import VERIFY_SOURCE_ATTR, enqueue_verify, verify_report, verify_study_name
-from sweeper.worker import WorkerLimits, run_worker
+from sweeper.worker import run_worker
+from sweeper.worker_options import WorkerLimits
 from trainer_core.checkpoint import load_checkpoint
 
 runner = CliRunner()

@@ -1,0 +1,91 @@
+"""What a trial's training produced, as one type: the contract between its writer and readers.
+
+The objective turns a :class:`trainer_core.fit.FitResult` into a :class:`TrialResult` and
+stores it as the trial's user attributes (:meth:`TrialResult.to_attrs`, one transaction);
+ranking, status, export, verify, promotion and the dashboard's columns read it back with
+:meth:`TrialResult.from_attrs`. The field names are the attribute names, so this module is
+the only place that spells them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from sweeper.scoring import penalized_score
+
+__all__ = ["METRIC_ATTRS", "RESULT_ATTRS", "TrialResult"]
+
+
+def _metric() -> Any:
+    """A detection figure: a field :data:`METRIC_ATTRS` lists."""
+    return field(default=None, metadata={"metric": True})
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """One trial's results; a field is None where the run never produced it.
+
+    The metrics (``val_*``, ``gap_*``, ``score``, ``best_epoch``) exist once a run has
+    validated at least once; the run's facts (stop reason, epochs, throughput, ...) once
+    ``fit`` returned. A trial that failed before either has an empty result.
+    """
+
+    stop_reason: str | None = None
+    epochs_run: int | None = None
+    images_per_s: float | None = None
+    peak_memory_mb: float | None = None
+    device: str | None = None
+    precision: str | None = None
+    """The autocast precision the run trained in (fp32, fp16, bf16)."""
+    batch_size: int | None = None
+    """The batch it ended with (the out-of-memory retry may have halved it)."""
+    checkpoint_dir: str | None = None
+    """Its checkpoints, relative to the workers' ``--artifacts`` where they lie under it."""
+    val_precision: float | None = _metric()
+    val_recall: float | None = _metric()
+    val_hmean: float | None = _metric()
+    gap_split: str | None = None
+    """Where the gap was measured: ``holdout`` or ``train``."""
+    gap_precision: float | None = _metric()
+    gap_recall: float | None = _metric()
+    gap_hmean: float | None = _metric()
+    gap: float | None = _metric()
+    """val H-mean minus the gap split's H-mean at the best epoch."""
+    score: float | None = _metric()
+    """The penalized score with the spec's penalty and tolerance when the trial ran."""
+    best_epoch: int | None = None
+
+    @property
+    def scored(self) -> bool:
+        """Whether the trial has the figures a ranking needs (val and gap H-mean, gap)."""
+        return None not in (self.val_hmean, self.gap_hmean, self.gap)
+
+    def rescored(self, penalty: float, tolerance: float) -> float:
+        """The score with another penalty and tolerance (the stored one used the spec's).
+
+        Raises:
+            ValueError: the trial has no val H-mean and gap to score.
+        """
+        if self.val_hmean is None or self.gap is None:
+            raise ValueError("the trial has no val H-mean and gap to score")
+        return penalized_score(self.val_hmean, self.gap, penalty, tolerance)
+
+    def to_attrs(self) -> dict[str, Any]:
+        """The user attributes that store it: every field that is not None."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> TrialResult:
+        """Read it back from a trial's user attributes; other attributes are ignored."""
+        return cls(**{name: attrs[name] for name in RESULT_ATTRS if name in attrs})
+
+
+RESULT_ATTRS: tuple[str, ...] = tuple(f.name for f in fields(TrialResult))
+"""The user attributes a trial's result occupies, in field order."""
+
+METRIC_ATTRS: tuple[str, ...] = tuple(
+    f.name for f in fields(TrialResult) if f.metadata.get("metric")
+)
+"""The detection figures among them (val and gap split P/R/H, gap, score), in table order."""
