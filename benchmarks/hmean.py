@@ -11,15 +11,11 @@ Run: ``uv run python benchmarks/hmean.py``
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
-
 import cv2
 import numpy as np
 import shapely
 import torch
-from machine import describe
+from machine import describe, median_ms
 from shapely.geometry import Polygon
 
 from trainer_core.metrics import detection_metrics
@@ -101,17 +97,6 @@ def reference_image(
     return len(gts) - len(gt_dont_care), len(preds) - len(det_dont_care), matched
 
 
-def median_ms(fn: Callable[[], object], repeats: int = REPEATS) -> float:
-    """Median wall time of ``fn`` in milliseconds, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
-
-
 def main() -> None:
     data = [synthetic_image(seed) for seed in range(IMAGES)]
     gts, ignores, preds = (list(x) for x in zip(*data, strict=True))
@@ -123,8 +108,9 @@ def main() -> None:
         one = detection_metrics([image[0]], [image[1]], [image[2]])
         assert [one.n_gt, one.n_pred, one.n_match] == list(reference_image(*image))
 
-    ref_ms = median_ms(lambda: [reference_image(*image) for image in data]) / IMAGES
-    new_ms = median_ms(lambda: detection_metrics(gts, ignores, preds), repeats=50) / IMAGES
+    reference = median_ms(lambda: [reference_image(*image) for image in data], REPEATS)
+    ours = median_ms(lambda: detection_metrics(gts, ignores, preds), 50)
+    ref_ms, new_ms = reference.wall_ms / IMAGES, ours.wall_ms / IMAGES
     print("machine: " + describe(f"torch {torch.__version__}", f"shapely {shapely.__version__}"))
     print(
         f"{IMAGES} images, {BOXES} GT ({DONT_CARE} don't-care) and {BOXES} predictions each; "

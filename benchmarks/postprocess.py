@@ -11,14 +11,12 @@ Run: ``uv run python benchmarks/postprocess.py``
 from __future__ import annotations
 
 import statistics
-import time
-from collections.abc import Callable
 
 import cv2
 import numpy as np
 import pyclipper
 import torch
-from machine import describe
+from machine import describe, median_ms
 from shapely.geometry import Polygon
 
 from trainer_core.postprocess import polygons_from_prob
@@ -119,17 +117,6 @@ def reference(
 # --- measurement ---------------------------------------------------------------------------
 
 
-def median_ms(fn: Callable[[], object], repeats: int = REPEATS) -> float:
-    """Median wall time of ``fn`` in milliseconds, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
-
-
 def main() -> None:
     cv2.setNumThreads(1)  # one core, as in a data-loader worker
     maps = [synthetic_map(seed=s) for s in range(5)]
@@ -140,10 +127,13 @@ def main() -> None:
         assert np.allclose(np.array(boxes), np.array(ref_boxes), atol=1e-3, rtol=0)
         assert np.allclose(scores, ref_scores, atol=1e-9, rtol=0)
     kept = statistics.mean(len(reference(m)[0]) for m in maps)
-    ref_ms = statistics.median(median_ms(lambda m=m: reference(m)) for m in maps)
-    new_ms = statistics.median(median_ms(lambda m=m: polygons_from_prob(m)) for m in maps)
+    ref_ms = statistics.median(median_ms(lambda m=m: reference(m), REPEATS).wall_ms for m in maps)
+    new_ms = statistics.median(
+        median_ms(lambda m=m: polygons_from_prob(m), REPEATS).wall_ms for m in maps
+    )
     poly_ms = statistics.median(
-        median_ms(lambda m=m: polygons_from_prob(m, output="polygon")) for m in maps
+        median_ms(lambda m=m: polygons_from_prob(m, output="polygon"), REPEATS).wall_ms
+        for m in maps
     )
     print("machine: " + describe(f"torch {torch.__version__}", f"opencv {cv2.__version__}"))
     print(f"map {SIZE}x{SIZE}, {REGIONS} regions, {kept:.0f} boxes kept on average, same boxes")

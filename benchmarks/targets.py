@@ -19,15 +19,11 @@ Run: ``uv run python benchmarks/targets.py``
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
-
 import cv2
 import numpy as np
 import pyclipper
 import torch
-from machine import describe
+from machine import describe, median_ms
 
 from trainer_core.data.targets import db_targets, shrink_distance
 
@@ -119,19 +115,6 @@ def pyclipper_prob_map(shape_hw: tuple[int, int], polygons: list[np.ndarray]) ->
         if shrunk:
             cv2.fillPoly(prob, [np.array(shrunk[0], np.int32)], 1.0)
     return prob
-
-
-def median_ms(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """Median wall and CPU (this thread) milliseconds per call; CPU time shrugs off a busy
-    machine's other processes."""
-    fn()
-    wall, cpu = [], []
-    for _ in range(repeats):
-        start, start_cpu = time.perf_counter(), time.thread_time()
-        fn()
-        wall.append(time.perf_counter() - start)
-        cpu.append(time.thread_time() - start_cpu)
-    return statistics.median(wall) * 1e3, statistics.median(cpu) * 1e3
 
 
 def main() -> None:
