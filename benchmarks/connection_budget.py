@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import os
-import platform
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,7 +26,9 @@ from pathlib import Path
 import optuna
 import psycopg2
 import torch
+from machine import describe
 from orchestration import _spec, noop_fit
+from sqlalchemy.engine import make_url
 
 from storage import HeartbeatSettings, open_storage
 from sweeper import objective as objective_module
@@ -38,6 +37,7 @@ from sweeper.spec import parse_spec
 from sweeper.study import create_study
 from sweeper.worker import run_worker
 from sweeper.worker_options import WorkerLimits
+from tests.servers import free_port, postgres_database
 
 REPO = Path(__file__).resolve().parents[1]
 ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
@@ -65,10 +65,12 @@ def _count(admin, database: str) -> int:
         return cur.fetchone()[0]
 
 
-def _measure(url: str, database: str, args: argparse.Namespace, procs: int) -> list[int]:
-    """Connection counts to ``database`` sampled while ``procs`` workers run on ``url``."""
+def _measure(url: str, database_url: str, args: argparse.Namespace, procs: int) -> list[int]:
+    """Connection counts to the database of ``database_url`` sampled while ``procs`` workers
+    run on ``url`` (that database, or a proxy in front of it)."""
     name = f"conn-{secrets.token_hex(3)}"
-    setup = open_storage(_db_url(database))
+    database = make_url(database_url).database
+    setup = open_storage(database_url)
     create_study(parse_spec(_spec(name, 10_000)), setup)
     setup.engine.dispose()  # so every connection counted is the fleet's (or the proxy's)
     ctx = mp.get_context("spawn")
@@ -94,16 +96,6 @@ def _measure(url: str, database: str, args: argparse.Namespace, procs: int) -> l
     return samples
 
 
-def _db_url(database: str) -> str:
-    return f"postgresql://postgres@127.0.0.1:5432/{database}"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _row(mode: str, procs: int, samples: list[int]) -> str:
     busy = [s for s in samples if s > 0] or [0]
     return (
@@ -119,41 +111,28 @@ def main() -> None:
     parser.add_argument("--epoch-s", type=float, default=0.3)
     parser.add_argument("--heartbeat-s", type=int, default=1)
     args = parser.parse_args()
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line),
-        platform.processor(),
-    )
-    print(
-        f"machine: {cpu} ({platform.machine()}), {os.cpu_count()} cores; torch {torch.__version__},"
-        f" optuna {optuna.__version__}"
-    )
+    print("machine: " + describe(f"torch {torch.__version__}", f"optuna {optuna.__version__}"))
     print(
         f"{args.trials} trials a worker, 10 epochs of {args.epoch_s} s, heartbeat "
         f"{args.heartbeat_s} s"
     )
-    database = f"sweeper_conn_{secrets.token_hex(3)}"
-    admin = psycopg2.connect(**ADMIN)
-    admin.autocommit = True
-    admin.cursor().execute(f'CREATE DATABASE "{database}"')
-    port = _free_port()
-    code = f"from storage import run_proxy; run_proxy({_db_url(database)!r}, '127.0.0.1', {port})"
+    port = free_port()
     proxy = None
-    try:
-        print(f"{'mode':<7} {'procs':>5} {'median':>7} {'peak':>5} {'peak/proc':>10}")
-        for procs in args.procs:
-            print(_row("direct", procs, _measure(_db_url(database), database, args, procs)))
-        proxy = subprocess.Popen([sys.executable, "-c", code], cwd=REPO)
-        open_storage(f"grpc://127.0.0.1:{port}", connect_timeout=30)
-        for procs in args.procs:
-            samples = _measure(f"grpc://127.0.0.1:{port}", database, args, procs)
-            print(_row("proxy", procs, samples))
-    finally:
-        if proxy is not None:
-            proxy.kill()
-            proxy.wait()
-        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        admin.close()
+    with postgres_database() as url:
+        code = f"from storage import run_proxy; run_proxy({url!r}, '127.0.0.1', {port})"
+        try:
+            print(f"{'mode':<7} {'procs':>5} {'median':>7} {'peak':>5} {'peak/proc':>10}")
+            for procs in args.procs:
+                print(_row("direct", procs, _measure(url, url, args, procs)))
+            proxy = subprocess.Popen([sys.executable, "-c", code], cwd=REPO)
+            open_storage(f"grpc://127.0.0.1:{port}", connect_timeout=30)
+            for procs in args.procs:
+                samples = _measure(f"grpc://127.0.0.1:{port}", url, args, procs)
+                print(_row("proxy", procs, samples))
+        finally:
+            if proxy is not None:
+                proxy.kill()
+                proxy.wait()
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from sweeper.spec import parse_spec
 from sweeper.study import create_study, load_study, suggest_params
 from sweeper.worker import run_worker
 from sweeper.worker_options import WorkerLimits
+from tests.servers import postgres_database, sqlite_database
 from trainer_core.config import TrainConfig
 from trainer_core.fit import EpochRecord, FitResult
 from trainer_core.metrics import DetectionMetrics
@@ -143,16 +144,6 @@ def _run(kind: str, url: str, n_trials: int, procs: int) -> float:
     return 1000 * elapsed / done
 
 
-def _postgres_url() -> str:
-    import psycopg2
-
-    name = f"sweeper_bench_{secrets.token_hex(3)}"
-    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-    conn.autocommit = True
-    conn.cursor().execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql://postgres@127.0.0.1:5432/{name}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=40, help="trials per process")
@@ -166,8 +157,8 @@ def main() -> None:
     )
     for backend in args.backends:
         for procs in args.procs:
-            with tempfile.TemporaryDirectory() as tmp:
-                url = f"sqlite:///{tmp}/bench.db" if backend == "sqlite" else _postgres_url()
+            database = sqlite_database if backend == "sqlite" else postgres_database
+            with database() as url:
                 # Interleave so drift in machine load hits both sides alike.
                 bare = _run("bare", url, args.trials, procs)
                 ours = _run("sweeper", url, args.trials, procs)

@@ -20,66 +20,21 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import secrets
 import statistics
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
 import psycopg2
-import pymysql
-from machine import describe
+from machine import describe, median_ms
 
 from storage import HeartbeatSettings, open_storage
 from sweeper.spec import load_spec
 from sweeper.study import create_study, load_study
+from tests.servers import mysql_database, postgres_database, sqlite_database
 
 DEMO = Path(__file__).resolve().parents[1] / "studies" / "demo.yaml"
-
-
-@contextmanager
-def postgres_db() -> Iterator[str]:
-    name = f"sweeper_bench_{secrets.token_hex(4)}"
-    admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-    admin.autocommit = True
-    admin.cursor().execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
-@contextmanager
-def mysql_db() -> Iterator[str]:
-    name = f"sweeper_bench_{secrets.token_hex(4)}"
-    admin = pymysql.connect(host="127.0.0.1", user="root", password="")
-    admin.cursor().execute(f"CREATE DATABASE `{name}`")
-    try:
-        yield f"mysql+pymysql://root@127.0.0.1:3306/{name}"
-    finally:
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
-        admin.close()
-
-
-@contextmanager
-def sqlite_db() -> Iterator[str]:
-    with tempfile.TemporaryDirectory() as tmp:
-        yield f"sqlite:///{tmp}/sweeps.db"
-
-
-def timed_ms(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time of ``fn`` in milliseconds."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def latencies(url: str, repeats: int) -> tuple[float, float, float]:
@@ -88,11 +43,13 @@ def latencies(url: str, repeats: int) -> tuple[float, float, float]:
     open_storage(url)  # first open creates the tables; time the steady state
     storage = open_storage(url)
     names = iter(f"lat-{i}" for i in range(repeats))
-    return (
-        timed_ms(lambda: open_storage(url), repeats),
-        timed_ms(lambda: create_study(spec.renamed(next(names)), storage), repeats),
-        timed_ms(lambda: load_study("lat-0", storage), repeats),
+    # No warm-up calls: the first open above is the warm-up, and each study needs a new name.
+    opened = median_ms(lambda: open_storage(url), repeats, warm_up=False)
+    created = median_ms(
+        lambda: create_study(spec.renamed(next(names)), storage), repeats, warm_up=False
     )
+    loaded = median_ms(lambda: load_study("lat-0", storage), repeats, warm_up=False)
+    return opened.wall_ms, created.wall_ms, loaded.wall_ms
 
 
 def _worker(url: str, name: str, seconds: float, locked: mp.Value) -> None:
@@ -194,19 +151,24 @@ def main() -> None:
     print("machine: " + describe(f"optuna {optuna.__version__}"))
 
     print("\nlatency, median ms     open_storage  create_study  load_study")
-    for label, db in (("sqlite", sqlite_db), ("postgresql", postgres_db), ("mariadb", mysql_db)):
-        with db() as url:
+    databases = (
+        ("sqlite", sqlite_database),
+        ("postgresql", postgres_database),
+        ("mariadb", mysql_database),
+    )
+    for label, database in databases:
+        with database() as url:
             opened, created, loaded = latencies(url, args.repeats)
         print(f"{label:<22} {opened:>12.1f}  {created:>12.1f}  {loaded:>10.1f}")
 
-    with postgres_db() as url:
+    with postgres_database() as url:
         peak, median = postgres_connections(url, args.procs, args.seconds)
     print(
         f"\npostgresql: {args.procs} workers with heartbeat: connections median {median:g}, "
         f"peak {peak} (incl. 1 of the benchmark; a pool of 1 + 2 overflow allows 3 a worker)"
     )
 
-    with sqlite_db() as url:
+    with sqlite_database() as url:
         done, locked, rate = run_workers(url, args.procs, args.seconds)
     print(
         f"sqlite: {args.procs} processes for {args.seconds:g} s: {done} trials "

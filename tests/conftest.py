@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
+
+from tests.servers import ServerUnreachable, mysql_database, postgres_database
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -24,86 +26,34 @@ def shared_data() -> Path:
 
 
 # ---- databases ------------------------------------------------------------------------
-# Real servers, never mocks: PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth) and
-# MariaDB on 127.0.0.1:3306 (root, empty password). DEVELOPERS.md says how to start them.
-
-_DB_DOWN = "{what} is not reachable on 127.0.0.1 ({err}); start it as DEVELOPERS.md says"
+# Real servers, never mocks (tests/servers.py): each URL is a scratch database of its own.
 
 
-def _postgres_admin():  # -> psycopg2 connection
-    import psycopg2
-
+def _scratch(database: Callable[[], AbstractContextManager[str]]) -> Iterator[str]:
+    """The URL of ``database()`` for a fixture; a server that is down fails in one line."""
     try:
-        conn = psycopg2.connect(
-            host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5
-        )
-    except psycopg2.OperationalError as e:
-        pytest.fail(_DB_DOWN.format(what="PostgreSQL", err=" ".join(str(e).split())))
-    conn.autocommit = True  # CREATE/DROP DATABASE cannot run in a transaction
-    return conn
-
-
-def _mysql_admin():  # -> pymysql connection
-    import pymysql
-
-    try:
-        return pymysql.connect(
-            host="127.0.0.1", port=3306, user="root", password="", connect_timeout=5
-        )
-    except pymysql.err.OperationalError as e:
-        pytest.fail(_DB_DOWN.format(what="MariaDB", err=e))
-
-
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    """A fresh PostgreSQL database ``sweeper_test_<random>``, dropped afterwards; yields its URL."""
-    name = f"sweeper_test_{secrets.token_hex(4)}"
-    admin = _postgres_admin()
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.cursor() as cur:
-            # FORCE: pooled connections of storages the tests opened may still be there.
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
-@contextmanager
-def mysql_database() -> Iterator[str]:
-    """A fresh MariaDB database ``sweeper_test_<random>``, dropped afterwards; yields its URL."""
-    name = f"sweeper_test_{secrets.token_hex(4)}"
-    admin = _mysql_admin()
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f"CREATE DATABASE `{name}`")
-        yield f"mysql+pymysql://root@127.0.0.1:3306/{name}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        admin.close()
+        with database() as url:
+            yield url
+    except ServerUnreachable as e:
+        pytest.fail(str(e))
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """URL of a PostgreSQL database made for this test session (shared: use unique study names)."""
-    with postgres_database() as url:
-        yield url
+    yield from _scratch(postgres_database)
 
 
 @pytest.fixture
 def empty_postgres_url() -> Iterator[str]:
     """A PostgreSQL database of the test's own, without Optuna's schema yet; dropped after."""
-    with postgres_database() as url:
-        yield url
+    yield from _scratch(postgres_database)
 
 
 @pytest.fixture(scope="session")
 def mysql_url() -> Iterator[str]:
     """URL of a MariaDB database made for this test session (shared: use unique study names)."""
-    with mysql_database() as url:
-        yield url
+    yield from _scratch(mysql_database)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ app. Screenshots land in the test's tmp dir (their paths are printed; ``pytest -
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from storage import open_artifact_store, open_storage
 from sweeper.pictures import learning_curve_png
 from sweeper.spec import parse_spec
 from sweeper.study import create_study, suggest_params
+from tests.servers import free_port
 from tests.sweeper.tiny_sweep import tiny_spec
 from trainer_core.fit import EpochRecord
 
@@ -48,12 +48,6 @@ TRIALS = {
     2: ([0.398, 0.497], 0.012, 0.490),
 }
 PICTURE_TRIAL = 1
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _finished_trial(
@@ -121,7 +115,7 @@ def finished_study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def dashboard(finished_study: dict[str, Any]) -> Iterator[str]:
     """``sweeper dashboard`` in its own process; yields its base URL once it answers."""
-    port = _free_port()
+    port = free_port()
     log_path = finished_study["artifacts"].parent / "dashboard.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(

@@ -77,12 +77,17 @@ def test_unusable_urls_give_one_line_without_the_password(url: str, message: str
     assert "Secret1" not in text
 
 
-def test_old_schema_names_the_upgrade_command(sqlite_url: str) -> None:
-    optuna.create_study(storage=open_storage(sqlite_url), study_name="old")
-    engine = sqlalchemy.create_engine(sqlite_url)
+def _old_study(url: str, opened_as: str | None = None) -> None:
+    """A study in ``url`` (opened as ``opened_as``) whose tables say Optuna 3.0 made them."""
+    optuna.create_study(storage=open_storage(opened_as or url), study_name="old")
+    engine = sqlalchemy.create_engine(url)
     with engine.begin() as conn:
         conn.exec_driver_sql("UPDATE alembic_version SET version_num = 'v3.0.0.a'")
     engine.dispose()
+
+
+def test_old_schema_names_the_upgrade_command(sqlite_url: str) -> None:
+    _old_study(sqlite_url)
     with pytest.raises(StorageError) as info:
         open_storage(sqlite_url)
     assert str(info.value) == (
@@ -91,18 +96,11 @@ def test_old_schema_names_the_upgrade_command(sqlite_url: str) -> None:
     )
 
 
-def test_old_schema_message_masks_the_password_on_postgres() -> None:
-    from tests.conftest import postgres_database
-
-    with postgres_database() as url:
-        with_password = url.replace("postgres@", "postgres:trust-ignores-me@")
-        optuna.create_study(storage=open_storage(with_password), study_name="old")
-        engine = sqlalchemy.create_engine(url)
-        with engine.begin() as conn:
-            conn.exec_driver_sql("UPDATE alembic_version SET version_num = 'v3.0.0.a'")
-        engine.dispose()
-        with pytest.raises(StorageError) as info:
-            open_storage(with_password)
+def test_old_schema_message_masks_the_password_on_postgres(empty_postgres_url: str) -> None:
+    with_password = empty_postgres_url.replace("postgres@", "postgres:trust-ignores-me@")
+    _old_study(empty_postgres_url, opened_as=with_password)
+    with pytest.raises(StorageError) as info:
+        open_storage(with_password)
     text = str(info.value)
     assert "optuna storage upgrade --storage 'postgresql+psycopg2://postgres:***@127.0.0.1" in text
     assert "trust-ignores-me" not in text

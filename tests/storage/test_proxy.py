@@ -12,20 +12,15 @@ import optuna
 import pytest
 
 from storage import StorageError, open_storage, run_proxy
+from tests.servers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def proxy(sqlite_url: str) -> Iterator[str]:
     """A proxy process serving ``sqlite_url``; yields its grpc:// URL."""
-    port = _free_port()
+    port = free_port()
     code = (
         f"from storage import run_proxy; run_proxy({sqlite_url!r}, host='127.0.0.1', port={port})"
     )

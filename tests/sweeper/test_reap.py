@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ from sweeper.attrs import FAIL_REASON_ATTR
 from sweeper.reap import HEARTBEAT_ATTR, keep_alive, reap_loop, reap_stale
 from sweeper.spec import load_spec
 from sweeper.study import create_study, load_study, suggest_params
+from tests.servers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 GRACE_S = 2
@@ -93,15 +93,9 @@ def test_reap_fails_silent_trials_and_spares_live_ones(sqlite_url: str) -> None:
     assert reap_stale(spec.name, sqlite_url, grace_period_s=GRACE_S) == []  # nothing twice
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_reap_loop_through_the_proxy(sqlite_url: str) -> None:
     """Through the gRPC proxy no Optuna heartbeat exists: the attribute is the only beat."""
-    port = _free_port()
+    port = free_port()
     code = (
         f"from storage import run_proxy; run_proxy({sqlite_url!r}, host='127.0.0.1', port={port})"
     )

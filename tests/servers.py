@@ -1,0 +1,120 @@
+"""Scratch databases on the local servers, and free ports: one copy for tests and benchmarks.
+
+Real servers, never mocks: PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth) and
+MariaDB on 127.0.0.1:3306 (root, empty password). DEVELOPERS.md says how to start them.
+No pytest here, so benchmarks import it too (``from tests.servers import postgres_database``);
+tests/conftest.py turns :class:`ServerUnreachable` into a test failure.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import tempfile
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+
+__all__ = [
+    "ServerUnreachable",
+    "free_port",
+    "mysql_database",
+    "postgres_database",
+    "sqlite_database",
+]
+
+_DOWN = "{what} is not reachable on 127.0.0.1 ({err}); start it as DEVELOPERS.md says"
+
+
+class ServerUnreachable(RuntimeError):
+    """A local database server did not answer; the message says how to start it."""
+
+
+def _scratch_name() -> str:
+    return f"sweeper_scratch_{secrets.token_hex(4)}"
+
+
+def _postgres_admin():  # -> psycopg2 connection
+    import psycopg2
+
+    try:
+        conn = psycopg2.connect(
+            host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5
+        )
+    except psycopg2.OperationalError as e:
+        err = " ".join(str(e).split())
+        raise ServerUnreachable(_DOWN.format(what="PostgreSQL", err=err)) from e
+    conn.autocommit = True  # CREATE/DROP DATABASE cannot run in a transaction
+    return conn
+
+
+def _mysql_admin():  # -> pymysql connection
+    import pymysql
+
+    try:
+        return pymysql.connect(
+            host="127.0.0.1", port=3306, user="root", password="", connect_timeout=5
+        )
+    except pymysql.err.OperationalError as e:
+        raise ServerUnreachable(_DOWN.format(what="MariaDB", err=e)) from e
+
+
+def postgres_database() -> AbstractContextManager[str]:
+    """A fresh PostgreSQL database, dropped afterwards; yields its URL.
+
+    Example:
+        >>> with postgres_database() as url:
+        ...     storage = open_storage(url)
+
+    Raises:
+        ServerUnreachable: PostgreSQL does not answer on 127.0.0.1:5432.
+    """
+    name = _scratch_name()
+    return _scratch(
+        _postgres_admin(),
+        f'CREATE DATABASE "{name}"',
+        # FORCE: pooled connections of storages opened on it may still be there.
+        f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+        f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}",
+    )
+
+
+def mysql_database() -> AbstractContextManager[str]:
+    """A fresh MariaDB database, dropped afterwards; yields its URL.
+
+    Raises:
+        ServerUnreachable: MariaDB does not answer on 127.0.0.1:3306.
+    """
+    name = _scratch_name()
+    return _scratch(
+        _mysql_admin(),
+        f"CREATE DATABASE `{name}`",
+        f"DROP DATABASE IF EXISTS `{name}`",
+        f"mysql+pymysql://root@127.0.0.1:3306/{name}",
+    )
+
+
+@contextmanager
+def _scratch(admin, create: str, drop: str, url: str) -> Iterator[str]:
+    """Run ``create`` on ``admin``, yield ``url``, then run ``drop`` and close ``admin``."""
+    try:
+        with admin.cursor() as cur:
+            cur.execute(create)
+        yield url
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(drop)
+        admin.close()
+
+
+@contextmanager
+def sqlite_database() -> Iterator[str]:
+    """A fresh SQLite file in a temporary folder, removed afterwards; yields its URL."""
+    with tempfile.TemporaryDirectory() as tmp:
+        yield f"sqlite:///{tmp}/sweeps.db"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now, for a server a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
