@@ -11,11 +11,6 @@ from optuna.trial import TrialState
 from storage import HeartbeatSettings, open_storage
 
 
-def test_defaults_suit_long_epochs() -> None:
-    settings = HeartbeatSettings()
-    assert (settings.interval, settings.grace_period, settings.max_retry) == (60, 180, 2)
-
-
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -11,7 +11,7 @@ def test_resolve_url_prefers_argument_then_environment_then_default(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv(ENV_VAR, raising=False)
-    assert resolve_url(None) == DEFAULT_URL == "sqlite:///sweeps.db"
+    assert resolve_url(None) == DEFAULT_URL
     monkeypatch.setenv(ENV_VAR, "postgresql://u:pw@db/sweeps")
     assert resolve_url(None) == "postgresql://u:pw@db/sweeps"
     assert resolve_url("sqlite:///x.db") == "sqlite:///x.db"
