@@ -10,8 +10,12 @@ import torch
 import yaml
 from rich.console import Console
 from tiny_sweep import make_data, sweeper, tiny_spec
+from typer.testing import CliRunner
 
+from sweeper.cli import app
 from sweeper.train import run_training
+
+runner = CliRunner()
 
 
 def _config(tmp_path: Path, **changes: object) -> Path:
@@ -22,30 +26,31 @@ def _config(tmp_path: Path, **changes: object) -> Path:
     return path
 
 
-def test_train_writes_both_checkpoints(tmp_path: Path) -> None:
+def test_train_writes_both_checkpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_data(tmp_path)
-    result = sweeper("train", str(_config(tmp_path)), "--out", str(tmp_path / "run"), cwd=tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
+    monkeypatch.chdir(tmp_path)  # the config's data paths are relative
+    result = runner.invoke(app, ["train", str(_config(tmp_path)), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
     assert "training summary" in result.stdout
     assert (tmp_path / "run" / "best.pt").exists()
     assert (tmp_path / "run" / "last.pt").exists()
 
 
 def test_bad_field_exits_2_naming_it(tmp_path: Path) -> None:
-    result = sweeper("train", str(_config(tmp_path, batch_size=0)))
-    assert result.returncode == 2
+    result = runner.invoke(app, ["train", str(_config(tmp_path, batch_size=0))])
+    assert result.exit_code == 2
     assert "batch_size" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
 
 
 def test_unknown_key_and_bad_override_exit_2(tmp_path: Path) -> None:
-    result = sweeper("train", str(_config(tmp_path, batch_sise=4)))
-    assert result.returncode == 2 and "batch_sise" in result.stderr
-    result = sweeper("train", str(_config(tmp_path)), "--set", "optimizer.lr=-1")
-    assert result.returncode == 2 and "optimizer.lr" in result.stderr
-    result = sweeper("train", str(tmp_path / "missing.yaml"))
-    assert result.returncode == 2 and "missing.yaml" in result.stderr
+    result = runner.invoke(app, ["train", str(_config(tmp_path, batch_sise=4))])
+    assert result.exit_code == 2 and "batch_sise" in result.stderr
+    result = runner.invoke(app, ["train", str(_config(tmp_path)), "--set", "optimizer.lr=-1"])
+    assert result.exit_code == 2 and "optimizer.lr" in result.stderr
+    result = runner.invoke(app, ["train", str(tmp_path / "missing.yaml")])
+    assert result.exit_code == 2 and "missing.yaml" in result.stderr
 
 
 def test_pretrained_offline_without_cache_exits_2_naming_both_ways_out(
@@ -57,6 +62,7 @@ def test_pretrained_offline_without_cache_exits_2_naming_both_ways_out(
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     base = tiny_spec("unused", 1)["base"]
     config = _config(tmp_path, model={**base["model"], "pretrained": True})
+    # A process of its own: the Hugging Face hub reads HF_HUB_OFFLINE once, at its import.
     result = sweeper("train", str(config), cwd=tmp_path)
     assert result.returncode == 2, result.stdout + result.stderr
     line = result.stderr.strip()
@@ -65,23 +71,28 @@ def test_pretrained_offline_without_cache_exits_2_naming_both_ways_out(
     assert "cache" in line and "model.weights" in line
 
 
-def test_a_trained_best_pt_fine_tunes_with_no_editing(tmp_path: Path) -> None:
+def test_a_trained_best_pt_fine_tunes_with_no_editing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     make_data(tmp_path)
+    monkeypatch.chdir(tmp_path)
     config = str(_config(tmp_path))
-    first = sweeper("train", config, "--set", "epochs=1", "--out", "first", cwd=tmp_path)
-    assert first.returncode == 0, first.stdout + first.stderr
-    tuned = sweeper(
-        "train",
-        config,
-        "--set",
-        "model.init_checkpoint=first/best.pt",
-        "--set",
-        "epochs=1",
-        "--out",
-        "tuned",
-        cwd=tmp_path,
+    first = runner.invoke(app, ["train", config, "--set", "epochs=1", "--out", "first"])
+    assert first.exit_code == 0, first.output
+    tuned = runner.invoke(
+        app,
+        [
+            "train",
+            config,
+            "--set",
+            "model.init_checkpoint=first/best.pt",
+            "--set",
+            "epochs=1",
+            "--out",
+            "tuned",
+        ],
     )
-    assert tuned.returncode == 0, tuned.stdout + tuned.stderr
+    assert tuned.exit_code == 0, tuned.output
     assert (tmp_path / "tuned" / "best.pt").exists()
 
 

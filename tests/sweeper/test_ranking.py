@@ -11,14 +11,18 @@ import pytest
 import yaml
 from optuna.distributions import FloatDistribution, IntDistribution
 from rich.console import Console
-from tiny_sweep import make_data, sweeper, tiny_spec
+from tiny_sweep import make_data, tiny_spec
+from typer.testing import CliRunner
 
 from storage import open_storage
+from sweeper.cli import app
 from sweeper.errors import SpecError, StudyError
 from sweeper.ranking import export_best, rank_study
 from sweeper.report import print_ranking
 from sweeper.spec import parse_spec
 from sweeper.study import create_study
+
+runner = CliRunner()
 
 DISTRIBUTIONS = {
     "lr": FloatDistribution(1e-4, 3e-3, log=True),
@@ -133,11 +137,10 @@ def test_ranking_wide_shows_every_column_and_narrow_keeps_the_score(built) -> No
     assert _row(narrow, "1", "1")[:3] == ["1", "1", "96.00"]
 
 
-def test_rank_cli_table_at_80_columns(built, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rank_cli_table_at_80_columns(built) -> None:
     _, _, url = built
-    monkeypatch.setenv("COLUMNS", "80")
-    result = sweeper("rank", "ranked", "--storage", url)
-    assert result.returncode == 0, result.stderr
+    result = runner.invoke(app, ["rank", "ranked", "--storage", url], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.stderr
     assert "…" not in result.stdout
     assert max(len(line) for line in result.stdout.splitlines()) <= 80
     assert _row(result.stdout, "1", "1")[2] == "96.00"
@@ -192,17 +195,20 @@ def test_rank_plot_marks_the_val_winner_and_the_pick(built, tmp_path: Path) -> N
     assert "completed (2)" in labels and "pruned (1)" in labels
 
     artifacts = tmp_path / "artifacts"
-    result = sweeper(
-        "rank",
-        "ranked",
-        "--storage",
-        url,
-        "--plot",
-        str(tmp_path / "cli.png"),
-        "--artifacts",
-        str(artifacts),
+    result = runner.invoke(
+        app,
+        [
+            "rank",
+            "ranked",
+            "--storage",
+            url,
+            "--plot",
+            str(tmp_path / "cli.png"),
+            "--artifacts",
+            str(artifacts),
+        ],
     )
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     assert (tmp_path / "cli.png").read_bytes()[:4] == b"\x89PNG"
     [meta] = optuna.artifacts.get_all_artifact_meta(study)
     assert meta.filename == "cli.png"
@@ -211,18 +217,21 @@ def test_rank_plot_marks_the_val_winner_and_the_pick(built, tmp_path: Path) -> N
 
 def test_rank_cli_json_and_csv(built) -> None:
     _, _, url = built
-    result = sweeper("rank", "ranked", "--storage", url, "--format", "json")
-    assert result.returncode == 0, result.stderr
+    result = runner.invoke(app, ["rank", "ranked", "--storage", url, "--format", "json"])
+    assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert [t["number"] for t in data["completed"]] == [1, 0]
     assert data["pruned"][0]["epoch"] == 2
-    result = sweeper("rank", "ranked", "--storage", url, "--format", "csv", "--penalty", "0")
+    csv = ["rank", "ranked", "--storage", url, "--format", "csv", "--penalty", "0"]
+    result = runner.invoke(app, csv)
     assert result.stdout.splitlines()[1].split(",")[1] == "0"
-    bad = sweeper("rank", "ranked", "--storage", url, "--format", "xml")
-    assert bad.returncode == 2 and "--format" in bad.stderr
+    bad = runner.invoke(app, ["rank", "ranked", "--storage", url, "--format", "xml"])
+    assert bad.exit_code == 2 and "--format" in bad.stderr
 
 
-def test_export_best_then_train_one_epoch(built, tmp_path: Path) -> None:
+def test_export_best_then_train_one_epoch(
+    built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     study, spec, _ = built
     out = tmp_path / "best.yaml"
     trial = export_best(study, spec, out)
@@ -233,9 +242,9 @@ def test_export_best_then_train_one_epoch(built, tmp_path: Path) -> None:
     assert config["optimizer"]["lr"] == pytest.approx(5e-4)
 
     make_data(tmp_path)  # the spec's data paths are relative: run from the data root
-    result = sweeper(
-        "train", str(out), "--set", "epochs=1", "--out", str(tmp_path / "run"), cwd=tmp_path
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    monkeypatch.chdir(tmp_path)
+    train = ["train", str(out), "--set", "epochs=1", "--out", str(tmp_path / "run")]
+    result = runner.invoke(app, train)
+    assert result.exit_code == 0, result.output
     assert (tmp_path / "run" / "best.pt").exists()
     assert (tmp_path / "run" / "last.pt").exists()
