@@ -9,8 +9,10 @@ __all__ = [
     "INTERRUPTED_ATTR",
     "OOM_RETRIES_ATTR",
     "OVER_BUDGET_ATTR",
+    "POSTPROCESS_OF_ATTR",
     "RESUMED_FROM_ATTR",
     "RESUME_REFUSED_ATTR",
+    "VERIFY_OF_ATTR",
     "WORKER_ID_ATTR",
 ]
 
@@ -40,6 +42,12 @@ INTERRUPTED_ATTR = "interrupted"
 
 OVER_BUDGET_ATTR = "over_budget"
 """Set on a trial started after the budget was spent elsewhere: given back, never trained."""
+
+VERIFY_OF_ATTR = "sweeper.verify_of"
+"""Study attribute of a verify study: the name of the sweep it verifies."""
+
+POSTPROCESS_OF_ATTR = "sweeper.postprocess_of"
+"""Study attribute of a post-processing search: ``{"study": ..., "trial": N}``, what it tunes."""
 
 CONFIG_OVERRIDES_ATTR = "config_overrides"
 """On an enqueued trial: dotted TrainConfig paths set on top of its parameters (the seed or

@@ -44,7 +44,7 @@ from sweeper.errors import SpecError, StudyError
 from sweeper.exits import EXIT_BAD_INPUT, EXIT_FAILED
 from sweeper.paths import remove_study_files, study_key, study_pictures
 from sweeper.spec import StudySpec, load_spec
-from sweeper.study import create_study, delete_study, load_study
+from sweeper.study import create_study, delete_study, find_study_id, linked_studies, load_study
 from sweeper.summary import STATES, StudyStatus, StudySummary, list_studies, study_status
 from sweeper.tables import Column, fit_table, print_fitted
 from sweeper.trial_result import TrialResult
@@ -277,21 +277,29 @@ def delete_study_cmd(
         Path, typer.Option("--artifacts", help="the workers' --artifacts directory")
     ] = Path("sweeper-artifacts"),
 ) -> None:
-    """Delete a study, all its trials, and its checkpoints and logs under --artifacts."""
+    """Delete a study, all its trials, and its checkpoints and logs under --artifacts.
+
+    The studies made from it go too: its verify study and its post-processing searches.
+    """
     if not yes:
         raise StudyError(
-            f"deleting study {study!r} removes all its trials, checkpoints and logs; "
-            "pass --yes to do it"
+            f"deleting study {study!r} removes all its trials, checkpoints and logs, and its "
+            "verify and post-processing studies; pass --yes to do it"
         )
     url = resolve_url(storage)
     storage_obj = open_storage(url, create=False)
-    key = study_key(study, storage_obj)
-    pictures = study_pictures(study, storage_obj)
-    delete_study(study, storage_obj)
-    freed = remove_study_files(artifacts, key, pictures)
+    find_study_id(study, storage_obj)  # no such study: say so before anything is deleted
+    linked = linked_studies(study, storage_obj)
+    freed = 0
+    for name in [*reversed(linked), study]:  # made-from studies first: none is left orphaned
+        key = study_key(name, storage_obj)
+        pictures = study_pictures(name, storage_obj)
+        delete_study(name, storage_obj)
+        freed += remove_study_files(artifacts, key, pictures)
+    also = f" and the studies made from it ({', '.join(linked)})" if linked else ""
     out.print(
-        f"deleted study {study} from {redact(url)}; removed its checkpoints, logs and "
-        f"pictures under {artifacts} ({_bytes(freed)})",
+        f"deleted study {study}{also} from {redact(url)}; removed their checkpoints, logs "
+        f"and pictures under {artifacts} ({_bytes(freed)})",
         markup=False,
         soft_wrap=True,
     )

@@ -22,6 +22,7 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.trial import FrozenTrial, TrialState
 
 from storage import add_finished_trials, retry_root, storage_of
+from sweeper.attrs import POSTPROCESS_OF_ATTR
 from sweeper.errors import SpecError, StudyError
 from sweeper.objective import WorkerContext, trial_config
 from sweeper.paths import checkpoints_dir, inside, study_key
@@ -33,16 +34,12 @@ from trainer_core.config import PostprocessConfig
 from trainer_core.prob_maps import CachedMaps, MapScorer, cache_prob_maps
 
 __all__ = [
-    "SOURCE_ATTR",
     "pick_trials",
     "run_search",
     "search_study_name",
     "trial_checkpoint",
     "tune_postprocess",
 ]
-
-SOURCE_ATTR = "sweeper.postprocess_of"
-"""On a search study: ``{"study": ..., "trial": N}``, the trial it tunes."""
 
 
 def search_study_name(study_name: str, number: int) -> str:
@@ -130,8 +127,8 @@ def _search_study(study: optuna.Study, number: int) -> optuna.Study:
         direction="maximize",
         load_if_exists=True,
     )
-    if SOURCE_ATTR not in search.user_attrs:
-        search.set_user_attr(SOURCE_ATTR, {"study": study.study_name, "trial": number})
+    if POSTPROCESS_OF_ATTR not in search.user_attrs:
+        search.set_user_attr(POSTPROCESS_OF_ATTR, {"study": study.study_name, "trial": number})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
             search.set_metric_names(["val H-mean"])

@@ -19,6 +19,7 @@ import optuna
 from optuna.exceptions import DuplicatedStudyError, ExperimentalWarning
 from optuna.storages import BaseStorage
 
+from sweeper.attrs import POSTPROCESS_OF_ATTR, VERIFY_OF_ATTR
 from sweeper.errors import StudyError
 from sweeper.spec import SCHEMA_VERSION, StudySpec, parse_spec
 
@@ -33,6 +34,7 @@ __all__ = [
     "create_study",
     "delete_study",
     "find_study_id",
+    "linked_studies",
     "load_study",
     "sampler_seed",
     "suggest_params",
@@ -181,6 +183,34 @@ def delete_study(name: str, storage: BaseStorage) -> None:
     """
     find_study_id(name, storage)
     optuna.delete_study(study_name=name, storage=storage)
+
+
+def linked_studies(name: str, storage: BaseStorage) -> list[str]:
+    """The studies made from study ``name``, and from those in turn, parents first: its
+    verify study and the post-processing searches of its trials (known by their attributes).
+    """
+    children: dict[str, list[str]] = {}
+    for s in storage.get_all_studies():
+        parent = _made_from(s.user_attrs)
+        if parent is not None:
+            children.setdefault(parent, []).append(s.study_name)
+    found: list[str] = []
+    todo = sorted(children.get(name, []))
+    while todo:
+        child = todo.pop(0)
+        if child not in found and child != name:
+            found.append(child)
+            todo += sorted(children.get(child, []))
+    return found
+
+
+def _made_from(study_attrs: dict[str, Any]) -> str | None:
+    """The study a verify study or a post-processing search was made from, if it is one."""
+    verified = study_attrs.get(VERIFY_OF_ATTR)
+    if isinstance(verified, str):
+        return verified
+    tuned = study_attrs.get(POSTPROCESS_OF_ATTR)
+    return tuned.get("study") if isinstance(tuned, dict) else None
 
 
 def find_study_id(name: str, storage: BaseStorage) -> int:

@@ -27,7 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
 from storage import retried_numbers, retry_root, storage_of
-from sweeper.attrs import CONFIG_OVERRIDES_ATTR
+from sweeper.attrs import CONFIG_OVERRIDES_ATTR, VERIFY_OF_ATTR
 from sweeper.errors import SpecError, StudyError
 from sweeper.ranking import rank_study
 from sweeper.spec import StudySpec, parse_spec
@@ -36,7 +36,6 @@ from sweeper.tables import Column, compact, fit_table, percent, print_fitted
 from sweeper.trial_result import TrialResult
 
 __all__ = [
-    "VERIFY_OF_ATTR",
     "VERIFY_SOURCE_ATTR",
     "Enqueued",
     "Spread",
@@ -48,9 +47,6 @@ __all__ = [
     "verify_report",
     "verify_study_name",
 ]
-
-VERIFY_OF_ATTR = "sweeper.verify_of"
-"""On a verify study: the name of the sweep it verifies."""
 
 VERIFY_SOURCE_ATTR = "verify_source"
 """On a re-run: the number of the sweep's trial whose config it repeats."""

@@ -169,10 +169,38 @@ def test_delete_study_needs_yes(sqlite_url: str) -> None:
     )
     assert done.exit_code == 0
     assert done.stdout == (
-        f"deleted study demo from {sqlite_url}; removed its checkpoints, logs and pictures "
+        f"deleted study demo from {sqlite_url}; removed their checkpoints, logs and pictures "
         "under nowhere (0 bytes)\n"
     )
     assert optuna.get_all_study_names(open_storage(sqlite_url)) == []
+
+
+def test_delete_study_takes_the_studies_made_from_it_along(sqlite_url: str) -> None:
+    from sweeper.attrs import POSTPROCESS_OF_ATTR, VERIFY_OF_ATTR
+
+    storage = open_storage(sqlite_url)
+    create_study(load_spec(DEMO), storage)
+    made_from = {
+        "demo.verify": (VERIFY_OF_ATTR, "demo"),
+        "demo.trial-3.postprocess": (POSTPROCESS_OF_ATTR, {"study": "demo", "trial": 3}),
+        "demo.verify.trial-0.postprocess": (
+            POSTPROCESS_OF_ATTR,
+            {"study": "demo.verify", "trial": 0},
+        ),
+        "demo-2.verify": (VERIFY_OF_ATTR, "demo-2"),  # another sweep's: stays
+    }
+    for name, (key, value) in made_from.items():
+        optuna.create_study(storage=storage, study_name=name).set_user_attr(key, value)
+    done = runner.invoke(
+        app,
+        ["delete-study", "demo", "--yes", "--storage", sqlite_url, "--artifacts", "nowhere"],
+    )
+    assert done.exit_code == 0, done.output
+    assert (
+        "deleted study demo and the studies made from it (demo.trial-3.postprocess, "
+        "demo.verify, demo.verify.trial-0.postprocess)"
+    ) in " ".join(done.stdout.split())
+    assert optuna.get_all_study_names(open_storage(sqlite_url)) == ["demo-2.verify"]
 
 
 def test_delete_study_removes_its_checkpoints_and_logs_only(
