@@ -21,6 +21,7 @@ from typing import Any
 
 import optuna
 from optuna.artifacts import upload_artifact
+from optuna_dashboard import save_note
 
 from storage import retry_root, set_trial_user_attrs
 from sweeper.attrs import (
@@ -343,9 +344,11 @@ class Objective:
         return kind(reason)
 
     def _record(self, trial: optuna.Trial, result: FitResult) -> float:
-        """Store the trial's :class:`TrialResult` (one transaction); return its score."""
+        """Store the trial's :class:`TrialResult` (one transaction) and its dashboard note;
+        return its score."""
         recorded = trial_result(result, self.spec, self.ctx.artifacts)
         set_trial_user_attrs(trial, recorded.to_attrs())
+        save_note(trial, recorded.note())
         return float("nan") if recorded.score is None else recorded.score
 
     def _upload_pictures(self, trial: optuna.Trial, cfg: TrainConfig, result: FitResult) -> None:

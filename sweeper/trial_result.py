@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from sweeper.scoring import penalized_score
+from sweeper.tables import percent
 
 __all__ = ["METRIC_ATTRS", "RESULT_ATTRS", "TrialResult"]
 
@@ -71,6 +72,45 @@ class TrialResult:
         if self.val_hmean is None or self.gap is None:
             raise ValueError("the trial has no val H-mean and gap to score")
         return penalized_score(self.val_hmean, self.gap, penalty, tolerance)
+
+    def note(self) -> str:
+        """The trial's results as Markdown, for its note in optuna-dashboard.
+
+        Figures in percentage points, as ``sweeper rank`` prints them; the gap row says
+        how much val overstates each of P, R and H on the split no one selected on.
+        """
+        facts = [
+            f"{self.stop_reason or 'no stop reason'} after {self.epochs_run} epoch(s)",
+            f"best epoch {self.best_epoch}" if self.best_epoch is not None else None,
+            " ".join(x for x in (self.device, self.precision) if x) or None,
+            f"batch {self.batch_size}" if self.batch_size is not None else None,
+            f"{self.images_per_s:g} img/s" if self.images_per_s is not None else None,
+            f"peak {self.peak_memory_mb:g} MB" if self.peak_memory_mb is not None else None,
+        ]
+        lines = [" · ".join(f for f in facts if f)]
+        if self.scored:
+            split = self.gap_split or "gap split"
+            val = (self.val_precision, self.val_recall, self.val_hmean)
+            gap = (self.gap_precision, self.gap_recall, self.gap_hmean)
+            over = tuple(
+                None if v is None or g is None else v - g for v, g in zip(val, gap, strict=True)
+            )
+            lines[:0] = [
+                f"**score {percent(self.score)}** · val H {percent(self.val_hmean)} · "
+                f"{split} H {percent(self.gap_hmean)} · gap {percent(self.gap, signed=True)}",
+                "",
+                "| | P | R | H |",
+                "|---|---:|---:|---:|",
+                "| val | " + " | ".join(percent(x) for x in val) + " |",
+                f"| {split} | " + " | ".join(percent(x) for x in gap) + " |",
+                "| val − "
+                + split
+                + " | "
+                + " | ".join(percent(x, signed=True) for x in over)
+                + " |",
+                "",
+            ]
+        return "\n".join(lines) + "\n"
 
     def to_attrs(self) -> dict[str, Any]:
         """The user attributes that store it: every field that is not None."""

@@ -57,6 +57,15 @@ def test_a_result_from_an_older_sweeper_still_ranks() -> None:
     assert result.rescored(0.5, 0.005) == pytest.approx(0.965 - 0.5 * (0.013 - 0.005))
 
 
+def test_the_dashboard_note_shows_where_val_overstates() -> None:
+    lines = FULL.note().splitlines()
+    assert lines[0] == "**score 95.70** · val H 96.50 · holdout H 95.20 · gap +1.30"
+    assert "| val − holdout | -0.50 | +3.00 | +1.30 |" in lines  # all of the gap is recall
+    assert lines[-1].startswith("completed after 4 epoch(s) · best epoch 3 · cuda:0 bf16")
+    early = TrialResult(stop_reason="pruned", epochs_run=1, device="cpu").note()
+    assert early == "pruned after 1 epoch(s) · cpu\n"
+
+
 def test_every_metric_is_a_ranked_trial_field() -> None:
     # rank --format csv writes METRIC_ATTRS off RankedTrial: a rename breaks here, not there.
     assert set(METRIC_ATTRS) <= set(RankedTrial.__dataclass_fields__)

@@ -12,6 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
+from optuna_dashboard import get_note
 from tiny_sweep import make_data, tiny_spec
 
 from storage import open_storage
@@ -49,7 +50,8 @@ def test_out_of_memory_halves_the_batch_and_the_trial_resumes_to_the_end(
     ctx = WorkerContext("oom", tmp_path / "artifacts", "test:1/0.abcdef", data_root=tmp_path)
     assert run_worker("oom", sqlite_url, ctx, WorkerLimits(n_trials=1)) == 1
 
-    [trial] = optuna.load_study(study_name="oom", storage=sqlite_url).get_trials()
+    study = optuna.load_study(study_name="oom", storage=sqlite_url)
+    [trial] = study.get_trials()
     assert trial.state == optuna.trial.TrialState.COMPLETE, trial.user_attrs
     assert trial.user_attrs[OOM_RETRIES_ATTR] == 1
     assert trial.user_attrs[RESUMED_FROM_ATTR] == 1  # epoch 1 was kept, not retrained
@@ -61,3 +63,7 @@ def test_out_of_memory_halves_the_batch_and_the_trial_resumes_to_the_end(
         load_checkpoint(tmp_path / "artifacts" / result.checkpoint_dir / "best.pt")["config"]
     )
     assert saved.batch_size * saved.grad_accum_steps == big
+    # The dashboard's note on the trial tells the same story in a table.
+    note = get_note(optuna.Trial(study, trial._trial_id))
+    assert note.startswith(f"**score {100 * result.score:.2f}**")
+    assert "| val − holdout |" in note and "batch 2" in note
