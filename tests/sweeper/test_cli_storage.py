@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import optuna
 import sqlalchemy
+from tiny_sweep import sweeper
 from typer.testing import CliRunner
 
 from storage import open_storage
@@ -20,21 +19,11 @@ PASSWORD = "s3cret-pw"
 runner = CliRunner()
 
 
-def sweeper(*args: str) -> subprocess.CompletedProcess[str]:
-    """``python -m sweeper ARGS`` in a real process: everything it prints is captured."""
-    return subprocess.run(
-        [sys.executable, "-m", "sweeper", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_wrong_password_never_shows_the_password() -> None:
     url = f"mysql+pymysql://root:{PASSWORD}@127.0.0.1:3306/test"
-    plain = sweeper("create-study", str(DEMO), "--storage", url)
-    debug = sweeper("--debug", "studies", "--storage", url)  # even the traceback keeps it out
+    # Real processes: all they print is captured, loggers and drivers too, not only the CLI's.
+    plain = sweeper("create-study", str(DEMO), "--storage", url, cwd=REPO)
+    debug = sweeper("--debug", "studies", "--storage", url, cwd=REPO)  # the traceback too
     for result in (plain, debug):
         assert result.returncode == 2, result.stderr
         assert PASSWORD not in result.stdout

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
+from tiny_sweep import start_sweeper
 
 from storage import open_storage
 from sweeper.errors import StudyError
@@ -95,22 +95,12 @@ def test_two_concurrent_create_study_processes_one_wins(
 ) -> None:
     """Both processes also race to make Optuna's schema: the database has none yet."""
     postgres_url = empty_postgres_url
-    command = [
-        sys.executable,
-        "-m",
-        "sweeper",
-        "create-study",
-        str(DEMO),
-        "--storage",
-        postgres_url,
-        "--name",
-        study_name,
+    args = [
+        *("create-study", str(DEMO), "--storage", postgres_url, "--name", study_name),
         "--skip-check",  # the race is at creation; building backbones only delays it
     ]
     runs = [
-        subprocess.Popen(
-            command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
+        start_sweeper(*args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
     results = [(p.wait(timeout=180), *p.communicate()) for p in runs]  # a loaded machine

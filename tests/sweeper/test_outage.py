@@ -8,10 +8,8 @@ outage, reopening it on the same port is the server coming back.
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,13 +18,13 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 from tiny_sweep import (
+    create,
     make_data,
-    sweeper,
+    start_sweeper,
     tiny_spec,
     wait_for_checkpoint,
     worker_args,
     worker_logs,
-    write_spec,
 )
 
 from storage import open_storage, retry_root
@@ -90,18 +88,14 @@ def _start(
 ) -> tuple[Relay, subprocess.Popen]:
     """A study of one trial, and a worker reaching PostgreSQL through a relay."""
     make_data(tmp_path)
-    spec = write_spec(tmp_path / "s.yaml", tiny_spec(name, 1, epochs=epochs))
-    created = sweeper("create-study", str(spec), "--storage", postgres_url, "--skip-check")
-    assert created.returncode == 0, created.stderr
+    create(tmp_path, postgres_url, tiny_spec(name, 1, epochs=epochs), "--skip-check")
     relay = Relay()
     url = postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{relay.port}")
-    beat = ("--procs", "1", "--heartbeat-interval", "1", "--grace-period", "3")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "sweeper", *worker_args(tmp_path, url, name, *beat, *extra)],
+    worker = start_sweeper(
+        *worker_args(tmp_path, url, name, *extra, grace_s=3),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     return relay, worker
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from tiny_sweep import make_data, sweeper, tiny_spec, worker_args, write_spec
+from tiny_sweep import create, make_data, sweeper, tiny_spec, worker_args
 
 from storage import open_storage
 from sweeper.objective import WorkerContext
@@ -66,13 +66,11 @@ def test_a_worker_on_bad_data_stops_with_exit_2_and_one_line(
     tmp_path: Path, sqlite_url: str
 ) -> None:
     make_data(tmp_path)
-    spec = write_spec(tmp_path / "s.yaml", tiny_spec("baddata", 4, epochs=2))
     # As from a login node without the data: only the worker can find it missing.
-    created = sweeper("create-study", str(spec), "--storage", sqlite_url, "--skip-check")
-    assert created.returncode == 0, created.stderr
+    create(tmp_path, sqlite_url, tiny_spec("baddata", 4, epochs=2), "--skip-check")
     elsewhere = tmp_path / "wrong-mount"
     elsewhere.mkdir()
-    args = worker_args(tmp_path, sqlite_url, "baddata", "--procs", "1")
+    args = worker_args(tmp_path, sqlite_url, "baddata")
     args[args.index("--data-root") + 1] = str(elsewhere)
     result = sweeper(*args)
     assert result.returncode == 2, result.stderr

@@ -13,9 +13,7 @@ from __future__ import annotations
 import datetime
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -27,17 +25,20 @@ import pytest
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 from tiny_sweep import (
+    create,
     make_data,
+    start_sweeper,
     sweeper,
     tiny_spec,
     wait_for_checkpoint,
     worker_args,
-    write_spec,
+    worker_logs,
 )
 
 from storage import ENV_VAR, StorageError, open_storage
 from sweeper.attrs import FAIL_REASON_ATTR, OVER_BUDGET_ATTR
 from sweeper.study import load_study
+from tests.servers import free_port
 
 pytestmark = [
     pytest.mark.slow,
@@ -52,21 +53,17 @@ GRACE_S = 3  # heartbeats every second; a loaded 2-core machine may delay one
 EPOCHS = 10_000
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def proxy_url(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``sweeper storage-proxy`` in its own process, in front of the session's PostgreSQL."""
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path_factory.mktemp("proxy") / "proxy.log"
     with open(log_path, "w") as log:
         # The database URL travels in the environment, as the compose file passes it.
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sweeper", "storage-proxy", "--port", str(port)],
+        process = start_sweeper(
+            "storage-proxy",
+            "--port",
+            str(port),
             env={**os.environ, ENV_VAR: postgres_url},
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -83,35 +80,20 @@ def proxy_url(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
         process.wait(timeout=10)
 
 
-def _create(tmp_path: Path, url: str, spec: dict) -> None:
-    result = sweeper(
-        "create-study", str(write_spec(tmp_path / "spec.yaml", spec)), "--storage", url
-    )
-    assert result.returncode == 0, result.stderr
-
-
-def _worker_args(tmp_path: Path, url: str, name: str, procs: int, *extra: str) -> list[str]:
-    return worker_args(tmp_path, url, name, "--procs", str(procs), *extra)
-
-
-def _worker_logs(tmp_path: Path) -> dict[str, str]:
-    return {p.name: p.read_text() for p in sorted((tmp_path / "artifacts" / "logs").glob("*.log"))}
-
-
 @pytest.mark.parametrize("route", ["direct", "proxy"])
 def test_eight_workers_run_every_trial_once(
     tmp_path: Path, request: pytest.FixtureRequest, study_name: str, route: str
 ) -> None:
     url = request.getfixturevalue("postgres_url" if route == "direct" else "proxy_url")
     make_data(tmp_path)
-    _create(tmp_path, url, tiny_spec(study_name, N_TRIALS, epochs=1))
+    create(tmp_path, url, tiny_spec(study_name, N_TRIALS, epochs=1))
 
     launched = datetime.datetime.now()
     started = time.monotonic()
     # Eight children each import torch, torchvision and timm (about 13 CPU-s apiece).
-    result = sweeper(*_worker_args(tmp_path, url, study_name, PROCS), timeout=420)
+    result = sweeper(*worker_args(tmp_path, url, study_name, procs=PROCS), timeout=420)
     seconds = time.monotonic() - started
-    logs = _worker_logs(tmp_path)
+    logs = worker_logs(tmp_path / "artifacts")
     assert result.returncode == 0, (result.stderr, logs)
     assert len(logs) == PROCS
     for name, text in logs.items():
@@ -146,26 +128,13 @@ def test_eight_workers_run_every_trial_once(
     )
 
 
-def _proxied_worker_args(tmp_path: Path, url: str, name: str) -> list[str]:
-    """One CPU process whose heartbeat (through the proxy) beats well inside the grace."""
-    return _worker_args(
-        tmp_path, url, name, 1, "--heartbeat-interval", "1", "--grace-period", str(GRACE_S)
-    )
-
-
-def _wait_for_checkpoint(tmp_path: Path, name: str, worker: subprocess.Popen) -> None:
-    wait_for_checkpoint(tmp_path / "artifacts", name, worker, timeout_s=120)
-
-
 @contextmanager
 def _reaper(tmp_path: Path, proxy_url: str, name: str) -> Iterator[subprocess.Popen]:
     """``sweeper reap --every 1`` beside the proxy, as deployed; yields it once it watches."""
     log_path = tmp_path / "reaper.log"
     args = ["reap", name, "--storage", proxy_url, "--grace", str(GRACE_S), "--every", "1"]
     with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sweeper", *args], stdout=log, stderr=subprocess.STDOUT
-        )
+        process = start_sweeper(*args, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while "reaping study" not in log_path.read_text():
@@ -194,9 +163,10 @@ def _retries_of(trials: list[FrozenTrial], number: int) -> list[FrozenTrial]:
 
 
 def _start_proxied_worker(tmp_path: Path, url: str, name: str, log: str) -> subprocess.Popen:
+    """One CPU process whose heartbeat (through the proxy) beats well inside the grace."""
     with open(tmp_path / log, "w") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "sweeper", *_proxied_worker_args(tmp_path, url, name)],
+        return start_sweeper(
+            *worker_args(tmp_path, url, name, grace_s=GRACE_S),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: the test signals parent and child
@@ -236,11 +206,11 @@ def test_killed_proxy_worker_is_reaped_and_its_trial_retried(
     tmp_path: Path, proxy_url: str, postgres_url: str, study_name: str
 ) -> None:
     make_data(tmp_path)
-    _create(tmp_path, proxy_url, tiny_spec(study_name, 1, epochs=EPOCHS))
+    create(tmp_path, proxy_url, tiny_spec(study_name, 1, epochs=EPOCHS))
     study, _ = load_study(study_name, open_storage(postgres_url))
     with _reaper(tmp_path, proxy_url, study_name) as reaper:
         worker = _start_proxied_worker(tmp_path, proxy_url, study_name, "killed-worker.log")
-        _wait_for_checkpoint(tmp_path, study_name, worker)
+        wait_for_checkpoint(tmp_path / "artifacts", study_name, worker, timeout_s=120)
         # The live trial outlasts the grace period with the reaper watching, and stays.
         _spared_past_grace(study, study.get_trials()[0], worker, reaper)
         os.killpg(worker.pid, signal.SIGKILL)  # parent and training child, no cleanup

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,13 +12,14 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 from tiny_sweep import (
+    create,
     make_data,
+    start_sweeper,
     sweeper,
     tiny_spec,
     wait_for_checkpoint,
     worker_args,
     worker_logs,
-    write_spec,
 )
 
 from storage import open_storage
@@ -50,18 +50,7 @@ pytestmark = pytest.mark.slow
 
 
 def _create(tmp_path: Path, url: str, spec: dict) -> None:
-    result = sweeper(
-        # The spec is known good: skip create-study's backbone build (one torch import less).
-        "create-study",
-        str(write_spec(tmp_path / "spec.yaml", spec)),
-        "--storage",
-        url,
-        "--skip-check",
-    )
-    assert result.returncode == 0, result.stderr
-
-
-_worker_args = worker_args
+    create(tmp_path, url, spec, "--skip-check")  # a known-good spec: no backbone to build
 
 
 @pytest.mark.parametrize(
@@ -79,7 +68,7 @@ def test_parallel_workers_run_distinct_trials(
     url = request.getfixturevalue(backend)
     make_data(tmp_path)
     _create(tmp_path, url, tiny_spec(study_name, n_trials, epochs=1))
-    result = sweeper(*_worker_args(tmp_path, url, study_name, "--procs", str(procs)), timeout=600)
+    result = sweeper(*worker_args(tmp_path, url, study_name, procs=procs), timeout=600)
     assert result.returncode == 0, result.stderr
 
     study, _ = load_study(study_name, open_storage(url))
@@ -99,21 +88,13 @@ def test_parallel_workers_run_distinct_trials(
 
 
 def _spawn_worker(tmp_path: Path, url: str, name: str) -> subprocess.Popen:
-    args = _worker_args(
-        tmp_path, url, name, "--procs", "1", "--heartbeat-interval", "1", "--grace-period", "3"
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "sweeper", *args],
+    return start_sweeper(
+        *worker_args(tmp_path, url, name, grace_s=3),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group: the test can kill parent and child
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-
-
-def _wait_for_checkpoint(tmp_path: Path, name: str, worker: subprocess.Popen) -> None:
-    wait_for_checkpoint(tmp_path / "artifacts", name, worker, timeout_s=180)
 
 
 def _retry_of_first(url: str, name: str) -> optuna.trial.FrozenTrial:
@@ -131,23 +112,11 @@ def test_sigkill_mid_trial_is_retried_from_its_checkpoint(
     make_data(tmp_path)
     _create(tmp_path, postgres_url, tiny_spec(study_name, 1, epochs=8))
     first = _spawn_worker(tmp_path, postgres_url, study_name)
-    _wait_for_checkpoint(tmp_path, study_name, first)
+    wait_for_checkpoint(tmp_path / "artifacts", study_name, first)
     os.killpg(first.pid, signal.SIGKILL)  # the parent and its training child, no cleanup
     first.wait()
 
-    second = sweeper(
-        *_worker_args(
-            tmp_path,
-            postgres_url,
-            study_name,
-            "--procs",
-            "1",
-            "--heartbeat-interval",
-            "1",
-            "--grace-period",
-            "3",
-        )
-    )
+    second = sweeper(*worker_args(tmp_path, postgres_url, study_name, grace_s=3))
     assert second.returncode == 0, second.stderr
     retry = _retry_of_first(postgres_url, study_name)
     assert retry.state in (TrialState.COMPLETE, TrialState.PRUNED)
@@ -164,13 +133,13 @@ def test_sigterm_stops_within_30s_and_the_trial_resumes_elsewhere(
     make_data(tmp_path)
     _create(tmp_path, sqlite_url, tiny_spec(study_name, 1, epochs=8))
     first = _spawn_worker(tmp_path, sqlite_url, study_name)
-    _wait_for_checkpoint(tmp_path, study_name, first)
+    wait_for_checkpoint(tmp_path / "artifacts", study_name, first)
     sent = time.monotonic()
     first.send_signal(signal.SIGTERM)
     first.wait(timeout=30)
     assert time.monotonic() - sent < 30
 
-    second = sweeper(*_worker_args(tmp_path, sqlite_url, study_name, "--procs", "1"))
+    second = sweeper(*worker_args(tmp_path, sqlite_url, study_name))
     assert second.returncode == 0, second.stderr
     retry = _retry_of_first(sqlite_url, study_name)
     assert retry.state == TrialState.COMPLETE
@@ -205,16 +174,9 @@ def test_two_nodes_never_train_the_same_configuration(
     # Every trial a random startup draw: one seed, so only the worker id can tell them apart.
     spec = tiny_spec(study_name, n_trials, epochs=1, sampler={"seed": 0, "n_startup_trials": 50})
     _create(tmp_path, postgres_url, spec)
-    args = [sys.executable, "-m", "sweeper", *_worker_args(tmp_path, postgres_url, study_name)]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    args = worker_args(tmp_path, postgres_url, study_name)
     nodes = [
-        subprocess.Popen(
-            [*args, "--procs", "1"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
+        start_sweeper(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
     results = [node.communicate(timeout=600) for node in nodes]

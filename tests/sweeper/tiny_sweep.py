@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from typer.testing import CliRunner
 
+from sweeper.cli import app
 from sweeper.paths import find_trial_checkpoints
 from trainer_core.data.synthetic import generate
 
@@ -66,10 +68,16 @@ def write_spec(path: Path, spec: dict[str, Any]) -> Path:
     return path
 
 
-def worker_args(root: Path, url: str, name: str, *extra: str) -> list[str]:
-    """``sweeper worker`` arguments for a CPU worker on the data under ``root``, with its
-    artifacts in ``root/artifacts``."""
-    return [
+def worker_args(
+    root: Path, url: str, name: str, *extra: str, procs: int = 1, grace_s: int | None = None
+) -> list[str]:
+    """``sweeper worker`` arguments for ``procs`` CPU workers on the data under ``root``, with
+    their artifacts in ``root/artifacts``.
+
+    ``grace_s`` turns on a heartbeat every second with that grace period: for tests that
+    kill a worker and wait for its trial to be failed.
+    """
+    args = [
         "worker",
         "--study",
         name,
@@ -77,25 +85,51 @@ def worker_args(root: Path, url: str, name: str, *extra: str) -> list[str]:
         url,
         "--gpus",
         "cpu",
+        "--procs",
+        str(procs),
         "--data-root",
         str(root),
         "--artifacts",
         str(root / "artifacts"),
-        *extra,
     ]
+    if grace_s is not None:
+        args += ["--heartbeat-interval", "1", "--grace-period", str(grace_s)]
+    return [*args, *extra]
+
+
+def create(root: Path, url: str, spec: dict[str, Any], *extra: str) -> None:
+    """``sweeper create-study`` of ``spec`` (written to ``root/spec.yaml``) on ``url``.
+
+    In this process: the workers under test run in their own, their study need not.
+    """
+    path = write_spec(root / "spec.yaml", spec)
+    result = CliRunner().invoke(app, ["create-study", str(path), "--storage", url, *extra])
+    assert result.exit_code == 0, result.stderr
 
 
 def sweeper(*args: str, timeout: float = 300, **popen: Any) -> subprocess.CompletedProcess:
-    """Run the real CLI in a separate process."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    """Run the real CLI in a separate process, for what only a process shows: signals,
+    child processes, the environment, all that reaches its stdout and stderr."""
     return subprocess.run(
         [sys.executable, "-m", "sweeper", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=env,
+        env=_unbuffered(),
         **popen,
     )
+
+
+def start_sweeper(*args: str, **popen: Any) -> subprocess.Popen:
+    """Start the real CLI in a separate process; ``popen`` as for ``subprocess.Popen``."""
+    popen.setdefault("env", _unbuffered())
+    return subprocess.Popen([sys.executable, "-m", "sweeper", *args], **popen)
+
+
+def _unbuffered() -> dict[str, str]:
+    """This process's environment (as the test has it now), with the child's lines showing
+    as it prints them."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
 def worker_logs(artifacts: Path) -> dict[str, str]:
