@@ -7,9 +7,12 @@ when the terminal is too narrow for them (``--wide`` shows every column).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rich.console import Console
 
 from sweeper.ranking import RankedTrial, Ranking
+from sweeper.selection import rule_value
 from sweeper.tables import Column, compact, fit_table, percent, print_fitted
 
 __all__ = ["print_ranking"]
@@ -59,11 +62,21 @@ def print_ranking(
         f"score = val H - {ranking.penalty:g} x max(0, gap - {100 * ranking.tolerance:g}) (in %)"
     )
     done = ranking.completed[:top]
+    figures = {
+        "score": Column("score", [percent(t.score) for t in done]),
+        "val": Column("val H", [percent(t.val_hmean) for t in done]),
+        "holdout": Column("holdout H", [percent(t.gap_hmean) for t in done]),
+        "mean": Column(
+            "mean H", [percent(rule_value("mean", t.val_hmean, t.gap_hmean)) for t in done]
+        ),
+    }
+    # What the table is sorted by comes first, in bold; score and val H follow.
+    key = replace(figures[ranking.by], required=True, style="bold")
     columns = [
         Column("#", [str(i) for i in range(1, len(done) + 1)], required=True),
         Column("trial", [_trial_cell(t) for t in done], required=True),
-        Column("score", [percent(t.score) for t in done], required=True, style="bold"),
-        Column("val H", [percent(t.val_hmean) for t in done]),
+        key,
+        *(figures[k] for k in ("score", "val") if k != ranking.by),
         Column("gap", [percent(t.gap, signed=True) for t in done]),
         Column("R gap", [percent(t.recall_gap, signed=True) for t in done]),
         *_param_columns(names, done),
@@ -71,7 +84,7 @@ def print_ranking(
         Column("epochs", [str(t.epochs) for t in done]),
         Column("val P", [percent(t.val_precision) for t in done]),
         Column("val R", [percent(t.val_recall) for t in done]),
-        Column("gap-split H", [percent(t.gap_hmean) for t in done]),
+        *([] if ranking.by == "holdout" else [replace(figures["holdout"], header="gap-split H")]),
     ]
     if done:
         print_fitted(console, fit_table(columns, width, title))
