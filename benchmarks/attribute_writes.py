@@ -11,23 +11,21 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import optuna
 from machine import describe
 
 from storage import open_storage, set_trial_user_attrs
 from sweeper.trial_result import RESULT_ATTRS
+from tests.servers import postgres_database, sqlite_database
 
 ATTRS = {name: 0.5 for name in RESULT_ATTRS} | {"host": "node-a", "worker_id": "node-a:1/0.ab"}
 
 
 def per_trial_ms(url: str, trials: int, batched: bool) -> float:
-    """Median milliseconds to write ``ATTRS`` on a running trial (the study is removed)."""
-    storage = open_storage(url)
-    study = optuna.create_study(storage=storage)
+    """Median milliseconds to write ``ATTRS`` on a running trial."""
+    study = optuna.create_study(storage=open_storage(url))
     times = []
     for _ in range(trials):
         trial = study.ask()
@@ -39,7 +37,6 @@ def per_trial_ms(url: str, trials: int, batched: bool) -> float:
                 trial.set_user_attr(key, value)
         times.append((time.perf_counter() - start) * 1e3)
         study.tell(trial, 0.5)
-    optuna.delete_study(study_name=study.study_name, storage=storage)
     return statistics.median(times)
 
 
@@ -51,18 +48,15 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     print(describe(f"optuna {optuna.__version__}"))
     print(f"{len(ATTRS)} attributes per trial, median of {args.trials} trials")
-    with tempfile.TemporaryDirectory() as tmp:
-        urls = {
-            "sqlite": lambda: f"sqlite:///{Path(tmp) / f'{time.monotonic_ns()}.db'}",
-            "postgresql": lambda: "postgresql://postgres@127.0.0.1:5432/test",
-        }
-        for backend in args.backends:
-            public = per_trial_ms(urls[backend](), args.trials, batched=False)
-            batched = per_trial_ms(urls[backend](), args.trials, batched=True)
-            print(
-                f"{backend:<10} one call per key {public:7.1f} ms   one transaction "
-                f"{batched:6.1f} ms   ({public / batched:.1f}x)"
-            )
+    scratch = {"sqlite": sqlite_database, "postgresql": postgres_database}
+    for backend in args.backends:
+        with scratch[backend]() as url:
+            public = per_trial_ms(url, args.trials, batched=False)
+            batched = per_trial_ms(url, args.trials, batched=True)
+        print(
+            f"{backend:<10} one call per key {public:7.1f} ms   one transaction "
+            f"{batched:6.1f} ms   ({public / batched:.1f}x)"
+        )
 
 
 if __name__ == "__main__":
