@@ -142,6 +142,19 @@ def _with_db_heartbeat(
     return beating_objective
 
 
+def _not_a_given_back_trial(record: logging.LogRecord) -> bool:
+    """Logging filter: drop Optuna's failure traceback for a trial given back to the budget.
+
+    The trial failed on purpose, untrained (:func:`sweeper.budget.claim_budget`); the
+    worker says so in one line, and a traceback in its log would read as a crash.
+    """
+    return not (record.exc_info and isinstance(record.exc_info[1], OverBudget))
+
+
+# Optuna's optimize() logs a caught exception's traceback from this module's logger.
+logging.getLogger("optuna.study._optimize").addFilter(_not_a_given_back_trial)
+
+
 class _Tracked:
     """The objective, run only once the new trial is known to be inside the budget; it
     remembers the trial in progress, so one cut off by a storage outage can be given back."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import optuna
 import pytest
 from optuna.storages import RetryHeartbeatStaleTrialCallback
@@ -75,3 +78,27 @@ def test_a_retry_runs_even_when_a_racing_trial_filled_the_budget(
     claim_budget(retry, spec)  # the chain of trial 0 counted from the start
     with pytest.raises(OverBudget):
         claim_budget(fresh, spec)
+
+
+def test_a_trial_started_past_the_budget_is_given_back_without_a_traceback(
+    tmp_path: Path, sqlite_url: str, study_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sweeper.objective import WorkerContext
+    from sweeper.worker import run_worker
+
+    study, _ = _study(sqlite_url, study_name, n_trials=1)
+    study.tell(study.ask(), 0.5)  # the budget's one trial
+    # A queued trial always gets a worker, so it starts, finds the budget spent, goes back.
+    study.enqueue_trial({"lr": 1e-3, "weight_decay": 1e-4, "T_max": 2, "eta_min": 1e-6})
+    caplog.set_level(logging.INFO)
+    optuna.logging.enable_propagation()  # Optuna's records reach caplog
+    try:
+        ctx = WorkerContext(study_name, tmp_path, "test:1/0.abcdef", data_root=tmp_path)
+        assert run_worker(study_name, sqlite_url, ctx) == 0  # ran nothing
+    finally:
+        optuna.logging.disable_propagation()
+    [_, back] = study.get_trials()
+    assert back.state == TrialState.FAIL and back.user_attrs[OVER_BUDGET_ATTR] is True
+    assert not back.intermediate_values  # never trained
+    assert any("given back" in r.getMessage() for r in caplog.records)
+    assert not [r for r in caplog.records if r.exc_info], "a traceback for a given-back trial"
