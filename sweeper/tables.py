@@ -89,12 +89,20 @@ def fit_table(
 def print_fitted(console: Console, fitted: FittedTable, hint: str = "--wide shows them") -> None:
     """Print at the width the table needs (wider than the console only with every column),
     then name the columns left out."""
-    width = console.width
-    console.width = max(width, fitted.width)  # rich clamps print(width=...) to the console's
-    try:
+    if fitted.width <= console.width:
         console.print(fitted.table)
-    finally:
-        console.width = width
+    else:
+        # rich clamps print(width=...) to the console's width, and setting the width would
+        # pin it for good (it then stops following the terminal): a wider sibling prints it.
+        wide = Console(
+            file=console.file,
+            width=fitted.width,
+            force_terminal=console.is_terminal,
+            color_system=console.color_system,
+            no_color=console.no_color,
+            highlight=False,
+        )
+        wide.print(fitted.table)
     if fitted.left_out:
         console.print(
             f"  not shown: {', '.join(fitted.left_out)} ({hint})",

@@ -146,6 +146,16 @@ def test_rank_cli_table_at_80_columns(built) -> None:
     assert _row(result.stdout, "1", "1")[2] == "96.00"
 
 
+def test_the_console_width_follows_the_terminal_from_one_command_to_the_next(built) -> None:
+    # One process, two terminals (as in a test run or a notebook): the second table is
+    # fitted to the second width, not to the first one's.
+    _, _, url = built
+    first = runner.invoke(app, ["rank", "ranked", "--storage", url], env={"COLUMNS": "200"})
+    assert "not shown" not in first.stdout
+    second = runner.invoke(app, ["rank", "ranked", "--storage", url], env={"COLUMNS": "80"})
+    assert max(len(line) for line in second.stdout.splitlines()) <= 80
+
+
 def test_rank_by_holdout_and_mean(built, sqlite_url: str) -> None:
     study, spec, _ = built
     # Trial 0: val 0.966, holdout 0.936; trial 1: val 0.960, holdout 0.958.
