@@ -165,8 +165,10 @@ def run_search(
 
     def objective(t: optuna.Trial) -> float:
         metrics = scorer.metrics(own.model_copy(update=_suggest(t, ranges)))
-        t.set_user_attr("val_precision", metrics.precision)
-        t.set_user_attr("val_recall", metrics.recall)
+        # The search's trials show val P and R in the dashboard as the sweep's trials do.
+        shown = TrialResult(val_precision=metrics.precision, val_recall=metrics.recall)
+        for key, value in shown.to_attrs().items():
+            t.set_user_attr(key, value)
         return metrics.hmean
 
     callbacks = [] if on_trial is None else [lambda _, t: on_trial(t.number + 1 - len(past))]
