@@ -21,11 +21,13 @@ from typing import Any
 import optuna
 import pytest
 from optuna.artifacts import upload_artifact
+from optuna_dashboard import save_note
 
 from storage import open_artifact_store, open_storage
 from sweeper.pictures import learning_curve_png
 from sweeper.spec import parse_spec
 from sweeper.study import create_study, suggest_params
+from sweeper.trial_result import TrialResult
 from tests.servers import free_port
 from tests.sweeper.tiny_sweep import tiny_spec
 from trainer_core.fit import EpochRecord
@@ -80,6 +82,7 @@ def _finished_trial(
     }
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
+    save_note(trial, TrialResult.from_attrs(attrs).note())  # as the objective writes it
     artifact_id = None
     if number == PICTURE_TRIAL:
         history = [
@@ -270,6 +273,9 @@ def test_trial_page_shows_attributes_and_picture(
     attrs = finished_study["trials"][PICTURE_TRIAL]["attrs"]
     for key in ("gap", "score", "val_hmean", "best_epoch", "worker_id"):
         assert f"{key} {attrs[key]}" in text, key
+    # The trial's note renders as Markdown: its P/R/H table, with the gap row.
+    cells = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "td")]
+    assert "val − holdout" in cells, cells
     with urllib.request.urlopen(img.get_attribute("src"), timeout=5) as response:
         assert response.headers["Content-Type"] == "image/png"
         assert response.read(8) == PNG_SIGNATURE
