@@ -283,12 +283,16 @@ def main() -> None:
         seed=1,
         train_hmean=train_hmean,
     )
-    print("\n| rule | mean test H | regret | beats or ties val | Kendall tau |")
-    print("|---|---|---|---|---|")
+    print(
+        "\n| rule | mean test H | regret | regret - val's (95%) | beats or ties val | Kendall tau |"
+    )
+    print("|---|---|---|---|---|---|")
     for s in sorted(summaries, key=lambda s: -s.mean_test):
+        low, high = (100 * x for x in s.regret_vs_val)
         print(
             f"| {s.label} | {100 * s.mean_test:.2f} | {100 * s.mean_regret:.2f} | "
-            f"{100 * s.beats_or_ties_val:.0f}% | {s.kendall_tau:.3f} |"
+            f"{low:+.2f} .. {high:+.2f} | {100 * s.beats_or_ties_val:.0f}% | "
+            f"{s.kendall_tau:.3f} |"
         )
 
 

@@ -93,6 +93,10 @@ class RuleSummary:
     mean_regret: float
     beats_or_ties_val: float
     kendall_tau: float
+    regret_vs_val: tuple[float, float] = (float("nan"), float("nan"))
+    """95% interval of its mean regret minus val's, paired over the same draws (negative:
+    better than val). It covers the randomness of the splits and the K-trial subsets, not
+    of the pool itself, which every draw shares."""
 
 
 def hmean_from_counts(counts: np.ndarray) -> np.ndarray:
@@ -181,11 +185,13 @@ def simulate(
     val_rule = next((j for j, r in enumerate(rules) if r.rule == "val"), None)
     summaries = []
     for j, spec in enumerate(rules):
-        versus = (
-            float(np.mean(test_of_pick[:, j] >= test_of_pick[:, val_rule]))
-            if val_rule is not None
-            else float("nan")
-        )
+        versus, interval = float("nan"), (float("nan"), float("nan"))
+        if val_rule is not None:
+            versus = float(np.mean(test_of_pick[:, j] >= test_of_pick[:, val_rule]))
+            # Regret minus val's regret is val's pick's test H minus this rule's pick's.
+            diff = test_of_pick[:, val_rule] - test_of_pick[:, j]
+            half = 1.96 * diff.std(ddof=1) / np.sqrt(draws) if draws > 1 else float("nan")
+            interval = (float(diff.mean() - half), float(diff.mean() + half))
         summaries.append(
             RuleSummary(
                 label=spec.label,
@@ -193,6 +199,7 @@ def simulate(
                 mean_regret=float((best_test - test_of_pick[:, j]).mean()),
                 beats_or_ties_val=versus,
                 kendall_tau=float(taus[:, j].mean()),
+                regret_vs_val=interval,
             )
         )
     return summaries

@@ -44,6 +44,11 @@ def test_val_picks_the_lucky_trial_and_holdout_does_not() -> None:
     assert val.mean_test < 0.54
     assert holdout.mean_test > 0.57
     assert holdout.mean_regret < val.mean_regret - 0.03
+    # ... and surely so: the paired interval of the regret difference lies below zero.
+    assert holdout.regret_vs_val[1] < 0
+    low, high = holdout.regret_vs_val
+    assert low < holdout.mean_regret - val.mean_regret < high
+    assert val.regret_vs_val == (0.0, 0.0)
     assert score.mean_test > val.mean_test + 0.03
     assert val.beats_or_ties_val == 1.0
     assert holdout.beats_or_ties_val > 0.9
