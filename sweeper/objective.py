@@ -50,6 +50,7 @@ from trainer_core.config import TrainConfig, apply_overrides
 from trainer_core.data import make_splits
 from trainer_core.errors import ConfigError, DataError
 from trainer_core.fit import EpochRecord, FitResult, fit
+from trainer_core.run_state import resume_problem
 
 __all__ = [
     "FAIL_REASON_ATTR",
@@ -303,7 +304,8 @@ class Objective:
 
     def _may_resume(self, trial: optuna.Trial, cfg: TrainConfig, last: Path) -> bool:
         """False (and the trial trains from scratch) for a checkpoint of another config."""
-        why = resume_mismatch(cfg, load_checkpoint(last))
+        state = load_checkpoint(last)
+        why = resume_problem(state) or resume_mismatch(cfg, state)
         if why is None:
             return True
         log.warning("trial %d: not resuming %s: %s; training from scratch", trial.number, last, why)

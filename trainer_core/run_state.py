@@ -16,9 +16,35 @@ import torch
 from torch import nn
 
 from trainer_core.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
+from trainer_core.errors import ConfigError
 from trainer_core.metrics import DetectionMetrics
 
-__all__ = ["EpochRecord", "RunState"]
+__all__ = ["EpochRecord", "RunState", "resume_problem"]
+
+_RUN_KEYS = (
+    "optimizer",
+    "scaler",
+    "rng",
+    "history",
+    "best_hmean",
+    "best_epoch",
+    "best",
+    "since_best",
+    "nonfinite_streak",
+)
+"""What ``last.pt`` holds beyond the weights (:meth:`RunState.save`), all of which a resume
+reads back; ``best.pt`` holds none of them."""
+
+
+def resume_problem(state: dict[str, Any]) -> str | None:
+    """Why checkpoint ``state`` cannot be continued by :meth:`RunState.load`, or None."""
+    missing = [key for key in _RUN_KEYS if key not in state]
+    if not missing:
+        return None
+    return (
+        f"it holds weights only (no {', '.join(missing[:2])}, ...): a best.pt or an exported "
+        "model, not a run to resume; start from it with model.init_checkpoint instead"
+    )
 
 
 @dataclass(frozen=True)
@@ -89,28 +115,30 @@ class RunState:
 
     def save(self, path: Path) -> None:
         """Write ``last.pt``: everything :meth:`load` needs to continue after this epoch."""
-        save_checkpoint(
-            path,
-            self._weights()
-            | {
-                "optimizer": self.optimizer.state_dict(),
-                "scaler": self.scaler.state_dict(),
-                "rng": rng_state(),
-                "history": [vars(r) for r in self.history],
-                "best_hmean": self.best_hmean,
-                "best_epoch": self.best_epoch,
-                "best": vars(self.best) if self.best else None,
-                "since_best": self.since_best,
-                "nonfinite_streak": self.nonfinite_streak,
-            },
-        )
+        run = {
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng_state(),
+            "history": [vars(r) for r in self.history],
+            "best_hmean": self.best_hmean,
+            "best_epoch": self.best_epoch,
+            "best": vars(self.best) if self.best else None,
+            "since_best": self.since_best,
+            "nonfinite_streak": self.nonfinite_streak,
+        }
+        save_checkpoint(path, self._weights() | run)
 
     def load(self, path: Path) -> None:
         """Continue from a ``last.pt`` written by :meth:`save`; the RNGs are restored too.
 
         The config is not read back: the caller's config is the one the run goes on with.
+
+        Raises:
+            ConfigError: ``path`` holds weights only (a ``best.pt``), not a run.
         """
         state = load_checkpoint(path)
+        if (why := resume_problem(state)) is not None:
+            raise ConfigError(f"cannot resume from {path}: {why}")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])

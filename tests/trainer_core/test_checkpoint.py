@@ -6,12 +6,14 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
 from trainer_core.checkpoint import load_checkpoint
+from trainer_core.errors import ConfigError
 from trainer_core.metrics import DetectionMetrics
-from trainer_core.run_state import EpochRecord, RunState
+from trainer_core.run_state import EpochRecord, RunState, resume_problem
 
 
 def _run_state(seed: int) -> RunState:
@@ -75,3 +77,15 @@ def test_checkpoint_keys_are_those_existing_checkpoints_have(tmp_path: Path) -> 
     best = load_checkpoint(tmp_path / "best.pt")
     assert set(best) == {"model", "epoch", "config"}
     assert (best["epoch"], best["config"]) == (1, '{"seed": 1}')
+
+
+def test_a_weights_only_checkpoint_is_refused_as_a_resume_in_one_line(tmp_path: Path) -> None:
+    run = _run_state(0)
+    run.save(tmp_path / "last.pt")
+    run.save_best(tmp_path / "best.pt")
+    assert resume_problem(load_checkpoint(tmp_path / "last.pt")) is None
+    why = resume_problem(load_checkpoint(tmp_path / "best.pt"))
+    assert why is not None and "weights only" in why and "model.init_checkpoint" in why
+    # A best.pt copied over last.pt by hand: a clear error naming the file, not a KeyError.
+    with pytest.raises(ConfigError, match=r"cannot resume from .*best\.pt: it holds weights only"):
+        _run_state(1).load(tmp_path / "best.pt")
