@@ -17,8 +17,6 @@ import argparse
 import multiprocessing as mp
 import secrets
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,9 +35,8 @@ from sweeper.spec import parse_spec
 from sweeper.study import create_study
 from sweeper.worker import run_worker
 from sweeper.worker_options import WorkerLimits
-from tests.servers import free_port, postgres_database
+from tests.servers import postgres_database, proxy_process
 
-REPO = Path(__file__).resolve().parents[1]
 ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
 
 
@@ -116,23 +113,14 @@ def main() -> None:
         f"{args.trials} trials a worker, 10 epochs of {args.epoch_s} s, heartbeat "
         f"{args.heartbeat_s} s"
     )
-    port = free_port()
-    proxy = None
     with postgres_database() as url:
-        code = f"from storage import run_proxy; run_proxy({url!r}, '127.0.0.1', {port})"
-        try:
-            print(f"{'mode':<7} {'procs':>5} {'median':>7} {'peak':>5} {'peak/proc':>10}")
+        print(f"{'mode':<7} {'procs':>5} {'median':>7} {'peak':>5} {'peak/proc':>10}")
+        for procs in args.procs:
+            print(_row("direct", procs, _measure(url, url, args, procs)))
+        with proxy_process(url) as (proxied, _):
+            open_storage(proxied, connect_timeout=30)
             for procs in args.procs:
-                print(_row("direct", procs, _measure(url, url, args, procs)))
-            proxy = subprocess.Popen([sys.executable, "-c", code], cwd=REPO)
-            open_storage(f"grpc://127.0.0.1:{port}", connect_timeout=30)
-            for procs in args.procs:
-                samples = _measure(f"grpc://127.0.0.1:{port}", url, args, procs)
-                print(_row("proxy", procs, samples))
-        finally:
-            if proxy is not None:
-                proxy.kill()
-                proxy.wait()
+                print(_row("proxy", procs, _measure(proxied, url, args, procs)))
 
 
 if __name__ == "__main__":

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import secrets
 import socket
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
 
 __all__ = [
     "ServerUnreachable",
     "free_port",
     "mysql_database",
     "postgres_database",
+    "proxy_process",
     "sqlite_database",
 ]
 
@@ -118,3 +123,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def proxy_process(database_url: str, **popen: Any) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Optuna's gRPC storage proxy (:func:`storage.run_proxy`) for ``database_url``, in its
+    own process on a free port; yields its ``grpc://`` URL and the process, killed after.
+
+    ``popen`` goes to :class:`subprocess.Popen` (``stdout=subprocess.PIPE`` to read what it
+    printed once the block is left).
+    """
+    port = free_port()
+    code = f"from storage import run_proxy; run_proxy({database_url!r}, '127.0.0.1', {port})"
+    root = Path(__file__).resolve().parents[1]
+    process = subprocess.Popen([sys.executable, "-c", code], cwd=root, **popen)
+    try:
+        yield f"grpc://127.0.0.1:{port}", process
+    finally:
+        process.kill()
+        if process.stdout is None:
+            process.wait(timeout=10)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import optuna
 import pytest
 
 from storage import StorageError, open_storage, run_proxy
-from tests.servers import free_port
+from tests.servers import proxy_process
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -20,18 +19,10 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def proxy(sqlite_url: str) -> Iterator[str]:
     """A proxy process serving ``sqlite_url``; yields its grpc:// URL."""
-    port = free_port()
-    code = (
-        f"from storage import run_proxy; run_proxy({sqlite_url!r}, host='127.0.0.1', port={port})"
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        yield f"grpc://127.0.0.1:{port}"
-    finally:
-        process.kill()
-        output, _ = process.communicate(timeout=10)
+    pipe = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT}
+    with proxy_process(sqlite_url, **pipe) as (url, process):
+        yield url
+    output, _ = process.communicate(timeout=10)
     assert b"starting the gRPC storage proxy for sqlite:///" in output, output.decode()
 
 

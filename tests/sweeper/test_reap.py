@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from sweeper.attrs import FAIL_REASON_ATTR
 from sweeper.reap import HEARTBEAT_ATTR, keep_alive, reap_loop, reap_stale
 from sweeper.spec import load_spec
 from sweeper.study import create_study, load_study, suggest_params
-from tests.servers import free_port
+from tests.servers import proxy_process
 
 REPO = Path(__file__).resolve().parents[2]
 GRACE_S = 2
@@ -95,13 +94,7 @@ def test_reap_fails_silent_trials_and_spares_live_ones(sqlite_url: str) -> None:
 
 def test_reap_loop_through_the_proxy(sqlite_url: str) -> None:
     """Through the gRPC proxy no Optuna heartbeat exists: the attribute is the only beat."""
-    port = free_port()
-    code = (
-        f"from storage import run_proxy; run_proxy({sqlite_url!r}, host='127.0.0.1', port={port})"
-    )
-    proxy = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.DEVNULL)
-    try:
-        url = f"grpc://127.0.0.1:{port}"
+    with proxy_process(sqlite_url, stdout=subprocess.DEVNULL) as (url, _):
         spec = load_spec(REPO / "tests" / "sweeper" / "specs" / "small.yaml")
         create_study(spec, open_storage(url, connect_timeout=30))
         study, _ = load_study(spec.name, open_storage(url))
@@ -123,9 +116,6 @@ def test_reap_loop_through_the_proxy(sqlite_url: str) -> None:
         assert result == [dead.number]
         _assert_requeued(study, dead)
         assert study._storage.get_trial(live._trial_id).state == TrialState.RUNNING
-    finally:
-        proxy.kill()
-        proxy.wait(timeout=10)
 
 
 def test_reap_checks_its_arguments(sqlite_url: str) -> None:
