@@ -22,6 +22,7 @@ __all__ = [
     "ServerUnreachable",
     "free_port",
     "mysql_database",
+    "old_schema_study",
     "postgres_database",
     "proxy_process",
     "sqlite_database",
@@ -143,3 +144,18 @@ def proxy_process(database_url: str, **popen: Any) -> Iterator[tuple[str, subpro
         process.kill()
         if process.stdout is None:
             process.wait(timeout=10)
+
+
+def old_schema_study(url: str, opened_as: str | None = None) -> None:
+    """Study "old" in database ``url`` (created through ``opened_as``, default ``url``), its
+    tables marked as made by Optuna 3.0: what a storage that needs an upgrade looks like."""
+    import optuna
+    import sqlalchemy
+
+    from storage import open_storage
+
+    optuna.create_study(storage=open_storage(opened_as or url), study_name="old")
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = 'v3.0.0.a'")
+    engine.dispose()

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy
 
 from storage import StorageError, open_storage
+from tests.servers import old_schema_study
 
 
 def test_sqlite_uses_wal_and_a_long_busy_timeout(sqlite_url: str, tmp_path) -> None:
@@ -77,17 +78,8 @@ def test_unusable_urls_give_one_line_without_the_password(url: str, message: str
     assert "Secret1" not in text
 
 
-def _old_study(url: str, opened_as: str | None = None) -> None:
-    """A study in ``url`` (opened as ``opened_as``) whose tables say Optuna 3.0 made them."""
-    optuna.create_study(storage=open_storage(opened_as or url), study_name="old")
-    engine = sqlalchemy.create_engine(url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE alembic_version SET version_num = 'v3.0.0.a'")
-    engine.dispose()
-
-
 def test_old_schema_names_the_upgrade_command(sqlite_url: str) -> None:
-    _old_study(sqlite_url)
+    old_schema_study(sqlite_url)
     with pytest.raises(StorageError) as info:
         open_storage(sqlite_url)
     assert str(info.value) == (
@@ -98,7 +90,7 @@ def test_old_schema_names_the_upgrade_command(sqlite_url: str) -> None:
 
 def test_old_schema_message_masks_the_password_on_postgres(empty_postgres_url: str) -> None:
     with_password = empty_postgres_url.replace("postgres@", "postgres:trust-ignores-me@")
-    _old_study(empty_postgres_url, opened_as=with_password)
+    old_schema_study(empty_postgres_url, opened_as=with_password)
     with pytest.raises(StorageError) as info:
         open_storage(with_password)
     text = str(info.value)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import optuna
-import sqlalchemy
 from tiny_sweep import sweeper
 from typer.testing import CliRunner
 
-from storage import open_storage
 from sweeper.cli import app
+from tests.servers import old_schema_study
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "tests" / "sweeper" / "specs" / "small.yaml"
@@ -53,11 +51,7 @@ def test_unknown_scheme_is_one_line() -> None:
 
 
 def test_old_schema_prints_the_upgrade_command(sqlite_url: str) -> None:
-    optuna.create_study(storage=open_storage(sqlite_url), study_name="old")
-    engine = sqlalchemy.create_engine(sqlite_url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE alembic_version SET version_num = 'v3.0.0.a'")
-    engine.dispose()
+    old_schema_study(sqlite_url)
     result = runner.invoke(app, ["status", "old", "--storage", sqlite_url])
     assert result.exit_code == 2
     assert result.stderr == (
