@@ -116,6 +116,8 @@ def _sweeper_loop(url: str, name: str, n_trials: int, index: int) -> None:
 def _process(kind: str, url: str, name: str, n_trials: int, index: int, go, times) -> None:
     """Imports happen before ``go``; only the loop (storage setup included) is timed."""
     loop = _bare_loop if kind == "bare" else _sweeper_loop
+    # A spawned child starts with Optuna's default INFO logging: a line per trial, on stderr.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     go.wait()
     start = time.perf_counter()
     loop(url, name, n_trials, index)
