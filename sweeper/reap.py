@@ -203,11 +203,7 @@ def _reap(study: optuna.Study, spec: StudySpec, grace_period_s: int) -> list[int
             continue
         # The callback's own rule, repeated only to say what it did.
         limit = spec.retries.max_retries
-        done = (
-            "re-queued"
-            if limit is None or st.retry_count(failed) < limit
-            else "retry limit reached"
-        )
+        done = "re-queued" if st.retry_count(failed) < limit else "retry limit reached"
         log.warning("trial %d: %s; %s", trial.number, reason, done)
         reaped.append(trial.number)
     return reaped

@@ -101,13 +101,9 @@ class TrialResult:
                 "",
                 "| | P | R | H |",
                 "|---|---:|---:|---:|",
-                "| val | " + " | ".join(percent(x) for x in val) + " |",
-                f"| {split} | " + " | ".join(percent(x) for x in gap) + " |",
-                "| val − "
-                + split
-                + " | "
-                + " | ".join(percent(x, signed=True) for x in over)
-                + " |",
+                _row("val", val),
+                _row(split, gap),
+                _row(f"val − {split}", over, signed=True),
                 "",
             ]
         return "\n".join(lines) + "\n"
@@ -120,6 +116,11 @@ class TrialResult:
     def from_attrs(cls, attrs: Mapping[str, Any]) -> TrialResult:
         """Read it back from a trial's user attributes; other attributes are ignored."""
         return cls(**{name: attrs[name] for name in RESULT_ATTRS if name in attrs})
+
+
+def _row(label: str, values: tuple[float | None, ...], signed: bool = False) -> str:
+    """One Markdown table row of figures in percentage points."""
+    return f"| {label} | " + " | ".join(percent(v, signed) for v in values) + " |"
 
 
 RESULT_ATTRS: tuple[str, ...] = tuple(f.name for f in fields(TrialResult))

@@ -21,28 +21,16 @@ from trainer_core.metrics import DetectionMetrics
 
 __all__ = ["EpochRecord", "RunState", "resume_problem"]
 
-_RUN_KEYS = (
-    "optimizer",
-    "scaler",
-    "rng",
-    "history",
-    "best_hmean",
-    "best_epoch",
-    "best",
-    "since_best",
-    "nonfinite_streak",
-)
-"""What ``last.pt`` holds beyond the weights (:meth:`RunState.save`), all of which a resume
-reads back; ``best.pt`` holds none of them."""
-
 
 def resume_problem(state: dict[str, Any]) -> str | None:
-    """Why checkpoint ``state`` cannot be continued by :meth:`RunState.load`, or None."""
-    missing = [key for key in _RUN_KEYS if key not in state]
-    if not missing:
+    """Why checkpoint ``state`` cannot be continued by :meth:`RunState.load`, or None.
+
+    ``last.pt`` is written whole (atomically), so its optimizer state stands for the rest.
+    """
+    if "optimizer" in state:
         return None
     return (
-        f"it holds weights only (no {', '.join(missing[:2])}, ...): a best.pt or an exported "
+        "it holds weights only (no optimizer state): a best.pt or an exported "
         "model, not a run to resume; start from it with model.init_checkpoint instead"
     )
 
