@@ -1,6 +1,6 @@
 """Database connections a sweeper fleet holds on PostgreSQL: workers direct, and via the proxy.
 
-Runs P real worker processes (:func:`sweeper.worker.run_worker`, with ``fit`` replaced by the
+Runs P real worker processes (:func:`sweeper.run._worker.run_worker`, with ``fit`` replaced by the
 no-op of ``orchestration.py`` paced at ``--epoch-s`` a reported epoch) on a fresh PostgreSQL
 database: first straight to the database with Optuna's heartbeat on, then through
 ``run_proxy`` (Optuna's gRPC storage proxy). ``pg_stat_activity`` is sampled every 50 ms
@@ -29,12 +29,9 @@ from orchestration import _spec, noop_fit
 from sqlalchemy.engine import make_url
 
 from storage import HeartbeatSettings, open_storage
-from sweeper import objective as objective_module
-from sweeper.objective import WorkerContext
-from sweeper.spec import parse_spec
-from sweeper.study import create_study
-from sweeper.worker import run_worker
-from sweeper.worker_options import WorkerLimits
+from sweeper.define import create_study, parse_spec
+from sweeper.run import WorkerContext, WorkerLimits, run_worker
+from sweeper.run import _objective as objective_module
 from tests.servers import postgres_database, proxy_process
 
 ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}

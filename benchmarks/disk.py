@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe
 
-from sweeper.spec import RetentionSpec
+from sweeper.define import RetentionSpec
 from trainer_core.config import TrainConfig
 from trainer_core.data.synthetic import generate
 from trainer_core.fit import fit

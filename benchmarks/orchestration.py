@@ -2,7 +2,7 @@
 
 Both sides use the same sampler (TPE from the spec), pruner (Hyperband from the spec) and
 storage, and report 10 epochs per trial. The sweeper side runs the real worker loop
-(:func:`sweeper.worker.run_worker`: stale-trial check, budget check, heartbeat, the
+(:func:`sweeper.run._worker.run_worker`: stale-trial check, budget check, heartbeat, the
 objective's reports, prune checks and user attributes, the tell) with ``fit`` replaced by a
 no-op that reports 10 epochs. The bare side is the loop an Optuna tutorial would write.
 
@@ -23,12 +23,9 @@ import optuna
 from machine import describe
 
 from storage import open_storage
-from sweeper import objective as objective_module
-from sweeper.objective import WorkerContext
-from sweeper.spec import parse_spec
-from sweeper.study import create_study, load_study, suggest_params
-from sweeper.worker import run_worker
-from sweeper.worker_options import WorkerLimits
+from sweeper.define import create_study, load_study, parse_spec, suggest_params
+from sweeper.run import WorkerContext, WorkerLimits, run_worker
+from sweeper.run import _objective as objective_module
 from tests.servers import postgres_database, sqlite_database
 from trainer_core.config import TrainConfig
 from trainer_core.fit import EpochRecord, FitResult

@@ -27,8 +27,8 @@ import optuna
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe
 
-from sweeper.postprocess_search import run_search
-from sweeper.spec import PostprocessSearchSpec
+from sweeper.after import run_search
+from sweeper.define import PostprocessSearchSpec
 from trainer_core.config import DataConfig, PostprocessConfig
 from trainer_core.data import make_splits
 from trainer_core.data.synthetic import generate

@@ -23,14 +23,18 @@ from machine import describe
 from rich.console import Console
 
 from storage import open_storage
-from sweeper.brackets import brackets, ideal_saving
+from sweeper.define import (
+    StudySpec,
+    brackets,
+    create_study,
+    ideal_saving,
+    load_spec,
+    load_study,
+    parse_spec,
+)
 from sweeper.demo import DEMO_DATA, bundled_spec, pretrained_checkpoint
-from sweeper.dispatch import plan_slots, run_workers
-from sweeper.ranking import rank_study
-from sweeper.saving import pruning_saving
-from sweeper.spec import StudySpec, load_spec, parse_spec
-from sweeper.study import create_study, load_study
-from sweeper.worker_options import WorkerOptions
+from sweeper.rank import pruning_saving, rank_study
+from sweeper.run import WorkerOptions, plan_slots, run_workers
 from trainer_core.data.synthetic import generate
 
 

@@ -35,7 +35,7 @@ import torch
 from machine import describe
 from torch.utils.data import DataLoader
 
-from sweeper.selection import RuleSpec, hmean_from_counts, simulate
+from sweeper.rank import RuleSpec, hmean_from_counts, simulate
 from trainer_core.checkpoint import load_checkpoint
 from trainer_core.config import TrainConfig
 from trainer_core.data import DetectionDataset, Sample, read_ufo

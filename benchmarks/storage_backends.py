@@ -30,8 +30,7 @@ import psycopg2
 from machine import describe, median_ms
 
 from storage import HeartbeatSettings, open_storage
-from sweeper.spec import load_spec
-from sweeper.study import create_study, load_study
+from sweeper.define import create_study, load_spec, load_study
 from tests.servers import mysql_database, postgres_database, sqlite_database
 
 DEMO = Path(__file__).resolve().parents[1] / "studies" / "demo.yaml"

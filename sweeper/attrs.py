@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 __all__ = [
+    "BASELINE_ATTR",
     "CONFIG_OVERRIDES_ATTR",
     "FAIL_REASON_ATTR",
+    "HEARTBEAT_ATTR",
     "HOST_ATTR",
     "INTERRUPTED_ATTR",
     "OOM_RETRIES_ATTR",
     "OVER_BUDGET_ATTR",
     "POSTPROCESS_OF_ATTR",
+    "PROMOTED_AT_ATTR",
+    "PROMOTED_FROM_ATTR",
+    "PROMOTE_CHECKPOINT_ATTR",
     "RESUMED_FROM_ATTR",
     "RESUME_REFUSED_ATTR",
+    "SCHEMA_ATTR",
+    "SPEC_ATTR",
+    "TUNED_ATTR",
+    "TUNED_ATTR_PREFIX",
+    "UUID_ATTR",
     "VERIFY_OF_ATTR",
+    "VERIFY_SOURCE_ATTR",
     "WORKER_ID_ATTR",
 ]
 
@@ -23,7 +34,7 @@ HOST_ATTR = "host"
 """The host of the worker that runs (or last ran) the trial."""
 
 WORKER_ID_ATTR = "worker_id"
-"""That worker's fleet-wide id (sweeper.worker.worker_identity)."""
+"""That worker's fleet-wide id (sweeper.run._worker.worker_identity)."""
 
 OOM_RETRIES_ATTR = "oom_retries"
 """How often the trial ran out of memory and went on with half the batch."""
@@ -52,3 +63,35 @@ POSTPROCESS_OF_ATTR = "sweeper.postprocess_of"
 CONFIG_OVERRIDES_ATTR = "config_overrides"
 """On an enqueued trial: dotted TrainConfig paths set on top of its parameters (the seed or
 fold of a ``sweeper verify`` re-run)."""
+
+
+PROMOTED_FROM_ATTR = "promoted_from"
+"""On a promoted trial: the number of the pruned trial it continues."""
+
+PROMOTED_AT_ATTR = "promoted_at_epoch"
+"""On a promoted trial: the epochs its source had trained (the rest are this trial's)."""
+
+PROMOTE_CHECKPOINT_ATTR = "promote_checkpoint"
+"""On a promoted trial: the source's checkpoint folder, relative to the artifacts."""
+
+BASELINE_ATTR = "baseline"
+"""Trial user attribute on enqueued baselines: their index in ``spec.baselines``."""
+
+SPEC_ATTR = "sweeper.spec"
+
+SCHEMA_ATTR = "sweeper.schema_version"
+
+UUID_ATTR = "sweeper.uuid"
+"""A random id made at create time: a study re-created under the same name gets a new one,
+so its checkpoints and logs never mix with the old study's (see :mod:`sweeper.paths`)."""
+
+TUNED_ATTR_PREFIX = "sweeper.postprocess.trial-"
+
+HEARTBEAT_ATTR = "heartbeat_at"
+"""Trial user attribute: unix time of the worker's latest heartbeat (see :func:`keep_alive`)."""
+
+VERIFY_SOURCE_ATTR = "verify_source"
+"""On a re-run: the number of the sweep's trial whose config it repeats."""
+
+TUNED_ATTR = "sweeper.tuned"
+"""Study attribute of a post-processing search: what it found (:class:`TunedPostprocess`)."""

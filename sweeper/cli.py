@@ -27,27 +27,23 @@ import optuna
 import typer
 import yaml
 from rich.console import Console
-from rich.table import Table
 
 from storage import (
-    CONNECTIONS_PER_PROCESS,
     STORAGE_WAIT_S,
     HeartbeatSettings,
     StorageError,
-    close_storage,
     open_storage,
     optuna_version_problem,
     redact,
     resolve_url,
 )
-from sweeper.errors import SpecError, StudyError
-from sweeper.exits import EXIT_BAD_INPUT, EXIT_FAILED
-from sweeper.paths import remove_study_files, study_key, study_pictures
-from sweeper.spec import StudySpec, load_spec
-from sweeper.study import create_study, delete_study, find_study_id, linked_studies, load_study
-from sweeper.summary import STATES, StudyStatus, StudySummary, list_studies, study_status
-from sweeper.tables import Column, fit_table, print_fitted
+from sweeper.define import StudySpec, create_study, delete_sweep, load_spec, load_study, study_key
+from sweeper.errors import EXIT_BAD_INPUT, EXIT_FAILED, SpecError, StudyError
+from sweeper.paths import DEFAULT_ARTIFACTS
+from sweeper.rank import Rule, list_studies, study_status
+from sweeper.text import human_bytes, one_line
 from sweeper.trial_result import TrialResult
+from sweeper.view import Format, print_status, print_studies
 from trainer_core.errors import ConfigError, DataError
 
 __all__ = ["BAD_INPUT", "EXIT_BAD_INPUT", "EXIT_FAILED", "app", "command", "main"]
@@ -86,6 +82,22 @@ StudyArg = Annotated[str, typer.Argument(metavar="STUDY", help="study name")]
 DataRootOption = Annotated[
     Path | None,
     typer.Option("--data-root", help="where this node mounts the spec's relative data paths"),
+]
+
+ArtifactsOption = Annotated[
+    Path,
+    typer.Option(
+        "--artifacts", help="checkpoints, pictures and logs of the workers (shared by nodes)"
+    ),
+]
+SortOption = Annotated[
+    Rule | None,
+    typer.Option(
+        "--by",
+        help="score (penalized), val, holdout, or mean (of val and holdout H-mean); "
+        "default: the spec's ranking.rule",
+        show_default=False,
+    ),
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -140,22 +152,13 @@ def _fail(e: BaseException, code: int, unexpected: bool = False) -> None:
     debug = _debug.get()
     if debug:
         traceback.print_exception(e, file=sys.stderr)
-    text = _one_line(e)
+    text = one_line(e)
     if unexpected:
         text = f"unexpected {type(e).__name__}: {text}"
         if not debug:
             text += " (--debug shows the traceback)"
     err.print(f"error: {text}", style="red", markup=False, soft_wrap=True)
     raise typer.Exit(code)
-
-
-def _one_line(e: BaseException) -> str:
-    """The message of ``e`` on one line."""
-    if isinstance(e, FileNotFoundError) and e.filename:
-        return f"{e.filename}: no such file"
-    if isinstance(e, yaml.YAMLError):
-        return f"not valid YAML ({' '.join(str(e).split())})"
-    return " ".join(str(e).split()) or type(e).__name__
 
 
 def _storage_flag(url: str | None) -> str:
@@ -221,7 +224,7 @@ def check_cmd(
 
 
 def _print_check(spec: StudySpec, data_root: Path | None) -> None:
-    from sweeper.check import check_spec  # builds a model: torch loads only here
+    from sweeper.define import check_spec  # builds a model: torch loads only here
 
     for line in check_spec(spec, data_root):
         out.print(f"checked: {line}", markup=False, soft_wrap=True)
@@ -231,41 +234,23 @@ def _print_check(spec: StudySpec, data_root: Path | None) -> None:
 def studies_cmd(storage: StorageOption = None) -> None:
     """List the studies in a storage with their trial counts."""
     url = resolve_url(storage)
-    summaries = list_studies(open_storage(url, create=False))
-    if not summaries:
-        out.print(f"no studies in {redact(url)}", markup=False, soft_wrap=True)
-        return
-    columns = [
-        Column("study", [s.name for s in summaries], justify="left", required=True),
-        *(
-            Column(state.name.lower(), [str(s.counts[state]) for s in summaries], required=True)
-            for state in STATES
-        ),
-        Column("best", [_value(s.best_value) for s in summaries], required=True),
-    ]
-    print_fitted(out, fit_table(columns, out.width, redact(url)))
+    print_studies(list_studies(open_storage(url, create=False)), url, out)
 
 
 @command("status")
 def status_cmd(
     study: StudyArg,
     storage: StorageOption = None,
-    artifacts: Annotated[
-        Path, typer.Option("--artifacts", help="the workers' --artifacts (checkpoint disk use)")
-    ] = Path("sweeper-artifacts"),
+    artifacts: ArtifactsOption = DEFAULT_ARTIFACTS,
 ) -> None:
     """Show one study: trials by state, the best so far, the running trials, its disk."""
-    from sweeper.retention import checkpoint_usage
+    from sweeper.run import checkpoint_usage
 
     url = resolve_url(storage)
     storage_obj = open_storage(url, create=False)
     status = study_status(study, storage_obj)
-    out.print(_headline(status.summary, url), markup=False, soft_wrap=True)
-    _print_status(status)
-    if status.saving is not None and status.saving.trials:
-        out.print(status.saving.describe(), markup=False, soft_wrap=True)
     usage = checkpoint_usage(artifacts, study_key(study, storage_obj))
-    out.print(f"{usage.describe()} under {artifacts}", markup=False, soft_wrap=True)
+    print_status(status, url, f"{usage.describe()} under {artifacts}", out)
 
 
 @command("delete-study")
@@ -273,9 +258,7 @@ def delete_study_cmd(
     study: StudyArg,
     storage: StorageOption = None,
     yes: Annotated[bool, typer.Option("--yes", help="really delete it and all its trials")] = False,
-    artifacts: Annotated[
-        Path, typer.Option("--artifacts", help="the workers' --artifacts directory")
-    ] = Path("sweeper-artifacts"),
+    artifacts: ArtifactsOption = DEFAULT_ARTIFACTS,
 ) -> None:
     """Delete a study, all its trials, and its checkpoints and logs under --artifacts.
 
@@ -287,34 +270,14 @@ def delete_study_cmd(
             "verify and post-processing studies; pass --yes to do it"
         )
     url = resolve_url(storage)
-    storage_obj = open_storage(url, create=False)
-    find_study_id(study, storage_obj)  # no such study: say so before anything is deleted
-    linked = linked_studies(study, storage_obj)
-    freed = 0
-    for name in [*reversed(linked), study]:  # made-from studies first: none is left orphaned
-        key = study_key(name, storage_obj)
-        pictures = study_pictures(name, storage_obj)
-        delete_study(name, storage_obj)
-        freed += remove_study_files(artifacts, key, pictures)
+    linked, freed = delete_sweep(study, open_storage(url, create=False), artifacts)
     also = f" and the studies made from it ({', '.join(linked)})" if linked else ""
     out.print(
         f"deleted study {study}{also} from {redact(url)}; removed their checkpoints, logs "
-        f"and pictures under {artifacts} ({_bytes(freed)})",
+        f"and pictures under {artifacts} ({human_bytes(freed)})",
         markup=False,
         soft_wrap=True,
     )
-
-
-def _bytes(n: int) -> str:
-    """``n`` bytes for people: 812 bytes, 3.4 MB."""
-    if n < 1000:
-        return f"{n} bytes"
-    size = float(n)
-    for unit in ("kB", "MB", "GB"):
-        size /= 1000
-        if size < 1000:
-            return f"{size:.1f} {unit}"
-    return f"{size / 1000:.1f} TB"
 
 
 @command("train")
@@ -330,7 +293,7 @@ def train_cmd(
     ] = None,
 ) -> None:
     """Train one model without a study: the "retrain the winner" step."""
-    from sweeper.train import run_training  # torch loads only for commands that train
+    from sweeper.run import run_training  # torch loads only for commands that train
 
     result = run_training(config, overrides, resume=resume, out=out_dir, console=out)
     if result.failed:
@@ -357,9 +320,7 @@ def worker_cmd(
         float | None, typer.Option("--timeout", help="seconds after which no trial starts")
     ] = None,
     data_root: DataRootOption = None,
-    artifacts: Annotated[
-        Path, typer.Option("--artifacts", help="checkpoints, pictures and logs (shared by nodes)")
-    ] = Path("sweeper-artifacts"),
+    artifacts: ArtifactsOption = DEFAULT_ARTIFACTS,
     heartbeat_interval: Annotated[
         int, typer.Option("--heartbeat-interval", help="seconds between trial heartbeats")
     ] = HeartbeatSettings.interval,
@@ -377,48 +338,22 @@ def worker_cmd(
     ] = STORAGE_WAIT_S,
 ) -> None:
     """Run trials on this node: one process per GPU, until the study's budget is spent."""
-    from sweeper.dispatch import plan_slots, run_workers
-    from sweeper.worker_options import WorkerLimits, WorkerOptions
+    from sweeper.run import WorkerLimits, run_node
 
-    url = resolve_url(storage)
-    checked = open_storage(url, create=False)
-    _, spec = load_study(study, checked)  # fail fast, in one line, on a bad name
-    key = study_key(study, checked)
-    close_storage(checked)  # the parent holds no connection while the children work
-    try:
-        slots = plan_slots(gpus, procs, procs_per_gpu)
-        heartbeat = HeartbeatSettings(heartbeat_interval, grace_period, spec.retries.max_retries)
-    except ValueError as e:
-        raise SpecError(str(e)) from e
-    options = WorkerOptions(
-        study_name=study,
-        artifacts=artifacts.resolve(),
+    code = run_node(
+        study,
+        resolve_url(storage),
+        gpus=gpus,
+        procs=procs,
+        procs_per_gpu=procs_per_gpu,
         limits=WorkerLimits(n_trials, timeout, storage_wait),
-        data_root=data_root.resolve() if data_root else None,
-        heartbeat=heartbeat,
+        data_root=data_root,
+        artifacts=artifacts,
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period,
+        console=err,
     )
-    per_process = CONNECTIONS_PER_PROCESS if not url.startswith("grpc://") else 0
-    err.print(
-        f"study {study} in {redact(url)}: {len(slots)} worker process(es) "
-        f"({', '.join(s.label for s in slots)}); up to {per_process * len(slots)} database "
-        f"connections from this node ({per_process} a process); logs in {artifacts / 'logs'}; "
-        f"a database outage is waited out for up to {storage_wait:g} s (--storage-wait)",
-        markup=False,
-        soft_wrap=True,
-    )
-    code = run_workers(options, url, slots, console=err, study_key=key)
     raise typer.Exit(code)
-
-
-SortOption = Annotated[
-    str | None,
-    typer.Option(
-        "--by",
-        help="score (penalized), val, holdout, or mean (of val and holdout H-mean); "
-        "default: the spec's ranking.rule",
-        show_default=False,
-    ),
-]
 
 
 @command("rank")
@@ -433,7 +368,7 @@ def rank_cmd(
         float | None, typer.Option("--tolerance", help="override the spec's ranking.tolerance")
     ] = None,
     by: SortOption = None,
-    fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+    fmt: Annotated[Format, typer.Option("--format", help="table, csv or json")] = "table",
     wide: Annotated[
         bool, typer.Option("--wide", help="every column, however wide (default: what fits)")
     ] = False,
@@ -443,66 +378,27 @@ def rank_cmd(
             "--plot", help="also draw val vs holdout H-mean to this PNG (and the study's artifacts)"
         ),
     ] = None,
-    artifacts: Annotated[
-        Path, typer.Option("--artifacts", help="the workers' --artifacts, where --plot uploads")
-    ] = Path("sweeper-artifacts"),
+    artifacts: ArtifactsOption = DEFAULT_ARTIFACTS,
 ) -> None:
     """Completed trials by penalized score; then the pruned (with their epoch) and the failed."""
-    from sweeper.ranking import rank_study
+    from sweeper.view import show_rank
 
-    if fmt not in ("table", "csv", "json"):
-        raise SpecError(f"--format {fmt!r}: use table, csv or json")
     study_obj, spec = load_study(study, open_storage(resolve_url(storage), create=False))
-    if _print_if_verify(study_obj, spec, fmt, wide):
-        return
-    ranking = rank_study(study_obj, spec, by=by, penalty=penalty, tolerance=tolerance)  # type: ignore[arg-type]
-    if plot is not None:
-        _plot_ranking(ranking, study_obj, spec.ranking.gap_source, plot, artifacts)
-    if fmt == "json":
-        print(ranking.to_json(top))
-    elif fmt == "csv":
-        print(ranking.to_csv(top), end="")
-    else:
-        from sweeper.report import print_ranking
-
-        print_ranking(ranking, out, top, wide=wide)
-
-
-def _print_if_verify(study: optuna.Study, spec: StudySpec, fmt: str, wide: bool) -> bool:
-    """A verify study ranks by config over its re-runs (sweeper verify); False otherwise."""
-    from sweeper.verify import print_verify, source_study_name, verify_report
-
-    if source_study_name(study) is None:
-        return False
-    if fmt == "csv":
-        raise SpecError(
-            f"--format csv: study {study.study_name} is a verify study; use table or json"
-        )
-    report = verify_report(study, spec)
-    if fmt == "json":
-        print(report.to_json())
-    else:
-        print_verify(report, out, wide=wide)
-    return True
-
-
-def _plot_ranking(
-    ranking: Any, study: optuna.Study, gap_split: str, path: Path, artifacts: Path
-) -> None:
-    """Write the selection picture and upload it to the study's artifacts for the dashboard."""
-    from optuna.artifacts import upload_artifact
-
-    from storage import open_artifact_store
-    from sweeper.selection_plot import selection_png
-
-    try:
-        selection_png(ranking, path, gap_split)
-    except ValueError as e:
-        raise StudyError(str(e)) from e
-    upload_artifact(
-        artifact_store=open_artifact_store(artifacts), file_path=str(path), study_or_trial=study
+    show_rank(
+        study_obj,
+        spec,
+        out,
+        by=by,
+        penalty=penalty,
+        tolerance=tolerance,
+        fmt=fmt,
+        top=top,
+        wide=wide,
+        plot=plot,
+        artifacts=artifacts,
     )
-    err.print(f"picture: {path} (uploaded to the study's artifacts in {artifacts})", markup=False)
+    if plot is not None:
+        err.print(f"picture: {plot} (uploaded to the study's artifacts in {artifacts})")
 
 
 @command("export-best")
@@ -513,10 +409,10 @@ def export_best_cmd(
     by: SortOption = None,
 ) -> None:
     """Write the winning trial's full train config, ready for ``sweeper train``."""
-    from sweeper.ranking import export_best
+    from sweeper.rank import export_best
 
     study_obj, spec = load_study(study, open_storage(resolve_url(storage), create=False))
-    trial = export_best(study_obj, spec, output, by=by)  # type: ignore[arg-type]
+    trial = export_best(study_obj, spec, output, by=by)
     out.print(
         f"trial {trial.number} (score {TrialResult.from_attrs(trial.user_attrs).score:.4f}) "
         f"-> {output}; "
@@ -533,7 +429,7 @@ def promote_cmd(
     storage: StorageOption = None,
 ) -> None:
     """Finish a pruned trial: enqueue it to train its full epochs from its last checkpoint."""
-    from sweeper.promote import promote_trial
+    from sweeper.after import promote_trial
 
     study_obj, spec = load_study(study, open_storage(resolve_url(storage)))
     new = promote_trial(study_obj, trial)
@@ -561,9 +457,7 @@ def tune_postprocess_cmd(
         int | None,
         typer.Option("--n-trials", help="search trials (default: the spec's postprocess_search)"),
     ] = None,
-    artifacts: Annotated[
-        Path, typer.Option("--artifacts", help="the workers' --artifacts directory")
-    ] = Path("sweeper-artifacts"),
+    artifacts: ArtifactsOption = DEFAULT_ARTIFACTS,
     data_root: Annotated[
         Path | None,
         typer.Option("--data-root", help="where this node mounts the spec's relative data paths"),
@@ -573,7 +467,8 @@ def tune_postprocess_cmd(
     ] = None,
 ) -> None:
     """Search a trial's post-processing thresholds on its cached probability maps."""
-    from sweeper.postprocess_search import pick_trials, tune_postprocess
+    from sweeper.after import pick_trials, tune_postprocess
+    from sweeper.view import print_tuned
 
     study_obj, spec = load_study(study, open_storage(resolve_url(storage), create=False))
     for number in pick_trials(study_obj, spec, trial, top):
@@ -586,28 +481,7 @@ def tune_postprocess_cmd(
             data_root=data_root,
             device=device,
         )
-        how = "reused" if cached.reused else "made by one inference pass"
-        params = ", ".join(f"{k}={_value(v)}" for k, v in tuned.params.items())
-        out.print(
-            f"trial {number}: maps of {len(cached.val)} val and {len(cached.gap)} "
-            f"{cached.gap_split} images {how} ({cached.path}); {tuned.search_trials} search "
-            f"trials in study {tuned.search_study}",
-            markup=False,
-            soft_wrap=True,
-        )
-        out.print(
-            f"  val H {100 * tuned.val_before:.2f} -> {100 * tuned.val_after:.2f}; "
-            f"{tuned.gap_split} H {100 * tuned.gap_before:.2f} -> {100 * tuned.gap_after:.2f}; "
-            f"best: {params}",
-            markup=False,
-            soft_wrap=True,
-        )
-        if tuned.gap_after < tuned.gap_before:
-            out.print(
-                f"  warning: the {tuned.gap_split} H-mean fell: the tuned values fit val only",
-                markup=False,
-                soft_wrap=True,
-            )
+        print_tuned(number, tuned, cached, out)
     out.print(
         f"stored on study {study}; sweeper rank marks tuned trials, export-best writes them",
         markup=False,
@@ -629,7 +503,7 @@ def verify_cmd(
     ] = None,
 ) -> None:
     """Enqueue re-runs of the top-K configs into STUDY.verify, for any sweeper worker."""
-    from sweeper.verify import enqueue_verify
+    from sweeper.after import enqueue_verify
 
     study_obj, spec = load_study(study, open_storage(resolve_url(storage), create=False))
     done = enqueue_verify(study_obj, spec, top=top, seeds=seeds, folds=folds)
@@ -648,12 +522,10 @@ def dashboard_cmd(
     storage: StorageOption = None,
     host: HostOption = "127.0.0.1",
     port: PortOption = 8080,
-    artifacts: Annotated[
-        Path, typer.Option("--artifacts", help="the workers' --artifacts directory")
-    ] = Path("sweeper-artifacts"),
+    artifacts: ArtifactsOption = DEFAULT_ARTIFACTS,
 ) -> None:
     """optuna-dashboard on the storage, with the trials' pictures."""
-    from sweeper.dashboard import run_dashboard
+    from sweeper.view import run_dashboard
 
     run_dashboard(storage, host, port, artifacts)
 
@@ -697,7 +569,7 @@ def reap_cmd(
     ] = HeartbeatSettings.grace_period,
 ) -> None:
     """Fail and re-queue trials whose worker went silent (needed behind the gRPC proxy)."""
-    from sweeper.reap import reap_loop, reap_stale
+    from sweeper.run import reap_loop, reap_stale
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
     if every is None:
@@ -707,50 +579,6 @@ def reap_cmd(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     reap_loop(study, storage, grace, every, stop)
-
-
-def _headline(s: StudySummary, url: str) -> str:
-    budget = f"/{s.n_trials_budget}" if s.n_trials_budget is not None else ""
-    return f"study {s.name} in {redact(url)}: {s.finished}{budget} trials finished"
-
-
-def _print_status(status: StudyStatus) -> None:
-    counts = Table(show_header=True)
-    for state in STATES:
-        counts.add_column(state.name.lower(), justify="right")
-    counts.add_row(*(str(status.summary.counts[state]) for state in STATES))
-    out.print(counts)
-    if status.summary.given_back:
-        out.print(f"given back untrained (started past the budget): {status.summary.given_back}")
-    if status.best_number is None:
-        out.print("best: none yet")
-    else:
-        params = ", ".join(f"{k}={_value(v)}" for k, v in status.best_params.items())
-        out.print(
-            f"best: trial {status.best_number}, value {_value(status.summary.best_value)}"
-            f" ({params})",
-            markup=False,
-            soft_wrap=True,
-        )
-    if not status.running:
-        out.print("running: none")
-        return
-    rows = status.running
-    columns = [
-        Column("trial", [str(r.number) for r in rows], required=True),
-        Column("epoch", ["-" if r.last_epoch is None else str(r.last_epoch) for r in rows]),
-        Column("worker", [r.worker_id or "-" for r in rows], justify="left"),
-        Column("device", [r.device or "-" for r in rows], justify="left"),
-        Column("started", [f"{r.started:%m-%d %H:%M:%S}" if r.started else "-" for r in rows]),
-        Column("host", [r.host or "-" for r in rows], justify="left"),
-    ]
-    print_fitted(out, fit_table(columns, out.width, "running"), hint="a wider terminal shows them")
-
-
-def _value(v: Any) -> str:
-    if v is None:
-        return "-"
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def main() -> None:

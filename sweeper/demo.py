@@ -19,12 +19,10 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from storage import open_storage
-from sweeper.dispatch import plan_slots, run_workers
-from sweeper.ranking import rank_study
-from sweeper.report import print_ranking
-from sweeper.spec import StudySpec, load_spec
-from sweeper.study import create_study, load_study
-from sweeper.worker_options import WorkerOptions
+from sweeper.define import StudySpec, create_study, load_spec, load_study
+from sweeper.rank import rank_study
+from sweeper.run import WorkerOptions, plan_slots, run_workers
+from sweeper.view import print_ranking
 from trainer_core.data.synthetic import generate
 
 if TYPE_CHECKING:

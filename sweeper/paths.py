@@ -1,7 +1,7 @@
 """Where a study's checkpoints and logs live under the artifacts directory, safely named.
 
 A study's files are keyed by its name *and* a random id stored on the study at create time
-(:data:`sweeper.study.UUID_ATTR`), so a study deleted and re-created under the same name
+(:data:`sweeper.define._study.UUID_ATTR`), so a study deleted and re-created under the same name
 never resumes the old one's checkpoints::
 
     ARTIFACTS/checkpoints/<name>-<uuid12>/trial-<root>/last.pt
@@ -20,21 +20,21 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from optuna.storages import BaseStorage
-
 from sweeper.errors import StudyError
-from sweeper.study import UUID_ATTR, find_study_id
 
 __all__ = [
+    "DEFAULT_ARTIFACTS",
     "checkpoints_dir",
     "find_trial_checkpoints",
     "inside",
     "log_file",
     "remove_study_files",
     "safe_component",
-    "study_key",
-    "study_pictures",
 ]
+
+DEFAULT_ARTIFACTS = Path("sweeper-artifacts")
+"""Where workers keep checkpoints, pictures and logs unless ``--artifacts`` says otherwise;
+every command that reads them defaults to the same folder."""
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -43,18 +43,6 @@ def safe_component(text: str) -> str:
     """``text`` as one harmless path component: no separators, no leading dots, 80 chars."""
     cleaned = _UNSAFE.sub("_", text).strip("._-")[:80]
     return cleaned or "study"
-
-
-def study_key(name: str, storage: BaseStorage) -> str:
-    """The directory name of study ``name``'s files: safe name plus its stored id.
-
-    Raises:
-        StudyError: no such study.
-    """
-    study_id = find_study_id(name, storage)
-    uid = storage.get_study_user_attrs(study_id).get(UUID_ATTR)
-    tag = uid[:12] if isinstance(uid, str) and uid else f"id{study_id}"
-    return f"{safe_component(name)}-{safe_component(tag)}"
 
 
 def inside(artifacts: Path, path: Path) -> Path:
@@ -87,14 +75,6 @@ def find_trial_checkpoints(artifacts: Path, study_name: str, root: int) -> Path 
     pattern = f"{safe_component(study_name)}-*/trial-{root}"
     found = [p for p in (Path(artifacts) / "checkpoints").glob(pattern) if p.is_dir()]
     return found[0] if len(found) == 1 else None
-
-
-def study_pictures(name: str, storage: BaseStorage) -> list[str]:
-    """Artifact ids of the files (learning curves, detections) uploaded for the study's trials."""
-    from optuna.artifacts import get_all_artifact_meta
-
-    trials = storage.get_all_trials(find_study_id(name, storage), deepcopy=False)
-    return [meta.artifact_id for t in trials for meta in get_all_artifact_meta(t, storage=storage)]
 
 
 def remove_study_files(artifacts: Path, key: str, pictures: Iterable[str] = ()) -> int:

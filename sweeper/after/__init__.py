@@ -1,0 +1,14 @@
+"""After the sweep: promote a pruned trial, verify the top configs over seeds or folds, tune
+the post-processing of a trial.
+"""
+
+from sweeper._lazy import LazyExports
+
+_exports = LazyExports(__name__, globals())
+_exports.add("_postprocess", "pick_trials", "run_search", "search_study_name", "trial_checkpoint")
+_exports.add("_postprocess", "tune_postprocess")
+_exports.add("_promote", "promote_trial")
+_exports.add("_verify", "Enqueued", "Spread", "VerifiedConfig", "VerifyReport", "enqueue_verify")
+_exports.add("_verify", "source_study_name", "verify_report", "verify_study_name")
+__all__ = _exports.names
+__getattr__ = _exports.get

@@ -1,0 +1,18 @@
+"""Rank a sweep: the ranking rules, the ranked table's data, what pruning saved, progress
+summaries for ``studies`` and ``status``, and the simulations that measure the rules.
+"""
+
+from sweeper._lazy import LazyExports
+
+_exports = LazyExports(__name__, globals())
+_exports.add("_progress", "RunningTrial", "STATES", "StudyStatus", "StudySummary", "list_studies")
+_exports.add("_progress", "study_status")
+_exports.add("_ranking", "PrunedTrial", "RankedTrial", "Ranking", "best_trial", "export_best")
+_exports.add("_ranking", "rank_study")
+_exports.add("_rules", "RULES", "Rule", "rule_value")
+_exports.add("_pruning_savings", "PruningSaving", "pruning_saving")
+_exports.add(
+    "_selection", "RuleSpec", "RuleSummary", "hmean_from_counts", "kendall_tau", "simulate"
+)
+__all__ = _exports.names
+__getattr__ = _exports.get

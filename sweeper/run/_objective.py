@@ -1,0 +1,295 @@
+"""One trial: sampled params -> TrainConfig -> fit -> report, prune, score, attributes.
+
+The objective is the only place where Optuna meets the trainer: ``fit`` gets an
+``on_epoch_end`` callback that reports val H-mean to Hyperband and stops the run when the
+trial should be pruned.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import tempfile
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.artifacts import upload_artifact
+from optuna_dashboard import save_note
+
+from storage import set_trial_user_attrs
+from sweeper.attrs import (
+    CONFIG_OVERRIDES_ATTR,
+    FAIL_REASON_ATTR,
+    HOST_ATTR,
+    INTERRUPTED_ATTR,
+    OOM_RETRIES_ATTR,
+    PROMOTED_FROM_ATTR,
+    RESUME_REFUSED_ATTR,
+    RESUMED_FROM_ATTR,
+    WORKER_ID_ATTR,
+)
+from sweeper.define import StudySpec, study_key, suggest_params, trial_config
+from sweeper.run._checkpoints import (
+    checkpoint_dir,
+    os_error_reason,
+    relative_checkpoint_dir,
+    resume_mismatch,
+    seed_promoted_checkpoint,
+)
+from sweeper.run._pictures import detections_png, learning_curve_png
+from sweeper.trial_result import TrialResult, penalized_score
+from trainer_core.checkpoint import load_checkpoint
+from trainer_core.config import TrainConfig, apply_overrides
+from trainer_core.data import make_splits
+from trainer_core.errors import ConfigError, DataError
+from trainer_core.fit import EpochRecord, FitResult, fit
+from trainer_core.run_state import resume_problem
+
+log = logging.getLogger(__name__)
+
+
+StatusFn = Callable[[dict[str, Any]], None]
+
+
+class TrialFailed(Exception):
+    """The trial cannot produce a score (non-finite loss, out of memory at batch 1, bad data)."""
+
+
+class WillRepeat(TrialFailed):
+    """A failure every trial on this worker would hit (bad data, a config that cannot run
+    here, an unusable artifacts directory): the worker stops instead of spending the budget."""
+
+
+class DiskError(TrialFailed):
+    """Writing the trial's files failed (disk full, read-only); the reason names the path."""
+
+
+class Interrupted(Exception):
+    """A stop signal arrived mid-trial; the trial is re-queued to resume elsewhere."""
+
+
+@dataclass
+class WorkerContext:
+    """What one worker process knows about itself; shared by all the trials it runs."""
+
+    study_name: str
+    artifacts: Path
+    worker_id: str
+    data_root: Path | None = None
+    device: str | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    on_status: StatusFn | None = None
+    study_key: str | None = None
+    """The study's folder under ``artifacts`` (:func:`sweeper.define.study_key`); the worker
+    fills it in once when it is None."""
+
+    @property
+    def host(self) -> str:
+        return socket.gethostname()
+
+    def status(self, **event: Any) -> None:
+        if self.on_status is not None:
+            self.on_status(event)
+
+
+def trial_result(result: FitResult, spec: StudySpec, artifacts: Path) -> TrialResult:
+    """What ``fit`` produced, as the trial stores it; the score uses the spec's ranking."""
+    facts = TrialResult(
+        stop_reason=result.reason,
+        epochs_run=result.epochs_run,
+        images_per_s=round(result.images_per_s, 2),
+        peak_memory_mb=round(result.peak_memory_mb, 1),
+        device=result.device,
+        precision=result.precision,
+        batch_size=result.batch_size,
+        checkpoint_dir=relative_checkpoint_dir(result.checkpoint_dir, artifacts),
+    )
+    best, gap, on_gap = result.best, result.gap, result.gap_metrics
+    if best is None or gap is None or on_gap is None:
+        return facts  # stopped before its first validation
+    return replace(
+        facts,
+        val_precision=best.precision,
+        val_recall=best.recall,
+        val_hmean=best.hmean,
+        gap_split=result.gap_split,
+        gap_precision=on_gap.precision,
+        gap_recall=on_gap.recall,
+        gap_hmean=on_gap.hmean,
+        gap=gap,
+        score=penalized_score(best.hmean, gap, spec.ranking.penalty, spec.ranking.tolerance),
+        best_epoch=result.best_epoch,
+    )
+
+
+class Objective:
+    """Callable for ``study.optimize``: trains one trial and returns its score."""
+
+    def __init__(self, spec: StudySpec, ctx: WorkerContext, artifact_store: Any) -> None:
+        self.spec = spec
+        self.ctx = ctx
+        self.artifact_store = artifact_store
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        ctx = self.ctx
+        set_trial_user_attrs(trial, {HOST_ATTR: ctx.host, WORKER_ID_ATTR: ctx.worker_id})
+        try:
+            params = suggest_params(trial, self.spec)
+            cfg = trial_config(self.spec, params, ctx.data_root, ctx.device)
+            if trial.user_attrs.get(CONFIG_OVERRIDES_ATTR):  # a re-run of sweeper verify
+                cfg = apply_overrides(cfg, trial.user_attrs[CONFIG_OVERRIDES_ATTR])
+        except ConfigError as e:
+            raise self._fail(trial, f"bad config: {e}") from e
+        out_dir = checkpoint_dir(ctx.artifacts, self._study_key(trial), trial)
+        cfg = cfg.model_copy(update={"output_dir": out_dir})
+        promoted = PROMOTED_FROM_ATTR in trial.user_attrs
+        if promoted:
+            self._seed_promoted(trial, out_dir)
+        ctx.status(event="trial", trial=trial.number, params=trial.params)
+
+        pruned = False
+
+        def on_epoch_end(epoch: int, record: EpochRecord) -> bool:
+            nonlocal pruned
+            trial.report(record.hmean, epoch)
+            ctx.status(event="epoch", trial=trial.number, epoch=epoch, hmean=record.hmean)
+            # A trial that trained all its epochs is complete, and a promoted one was
+            # promoted to finish: neither is pruned.
+            pruned = not promoted and epoch < cfg.epochs and trial.should_prune()
+            return pruned
+
+        def on_step(index: int, total: int, loss: float) -> None:
+            if ctx.stop.is_set():
+                raise Interrupted("stop signal")
+
+        result = self._fit_with_oom_retries(trial, cfg, on_epoch_end, on_step)
+        if result.failed:
+            raise self._fail(trial, result.reason)
+        score = self._record(trial, result)
+        if pruned:
+            raise optuna.TrialPruned(f"pruned after epoch {result.epochs_run}")
+        if result.status == "completed" or result.status == "early_stopped":
+            self._upload_pictures(trial, cfg, result)
+        return score
+
+    def _study_key(self, trial: optuna.Trial) -> str:
+        """The study's folder name, read from the storage once per process at most."""
+        if self.ctx.study_key is None:
+            self.ctx.study_key = study_key(trial.study.study_name, trial.storage)
+        return self.ctx.study_key
+
+    def _fit_with_oom_retries(
+        self,
+        trial: optuna.Trial,
+        cfg: TrainConfig,
+        on_epoch_end: Callable[[int, EpochRecord], bool],
+        on_step: Callable[[int, int, float], None],
+    ) -> FitResult:
+        """Fit, resuming from the trial's checkpoint; out of memory halves the batch.
+
+        The retry keeps the effective batch (batch x accumulation) and resumes from
+        ``last.pt``, down to batch 1 before giving up.
+        """
+        while True:
+            last = cfg.output_dir / "last.pt"
+            resume = last.exists() and self._may_resume(trial, cfg, last)
+            if resume:
+                self._report_checkpointed_epochs(trial, last)
+            try:
+                result = fit(cfg, on_epoch_end=on_epoch_end, on_step=on_step, resume=resume)
+            except DataError as e:
+                raise self._fail(trial, f"bad data: {e}", WillRepeat) from e
+            except ConfigError as e:
+                raise self._fail(trial, f"bad config: {e}", WillRepeat) from e
+            except OSError as e:
+                raise self._fail(trial, os_error_reason(e), DiskError) from e
+            except Interrupted:
+                trial.set_user_attr(INTERRUPTED_ATTR, True)
+                raise
+            oom = result.failed and result.reason.startswith("out of memory")
+            if not oom or cfg.batch_size == 1:
+                return result
+            smaller = {
+                "batch_size": cfg.batch_size // 2,
+                "grad_accum_steps": cfg.grad_accum_steps * 2,
+            }
+            log.warning("trial %d: %s; retrying with %s", trial.number, result.reason, smaller)
+            trial.set_user_attr(OOM_RETRIES_ATTR, trial.user_attrs.get(OOM_RETRIES_ATTR, 0) + 1)
+            cfg = cfg.model_copy(update=smaller)
+
+    def _may_resume(self, trial: optuna.Trial, cfg: TrainConfig, last: Path) -> bool:
+        """False (and the trial trains from scratch) for a checkpoint of another config."""
+        state = load_checkpoint(last)
+        why = resume_problem(state) or resume_mismatch(cfg, state)
+        if why is None:
+            return True
+        log.warning("trial %d: not resuming %s: %s; training from scratch", trial.number, last, why)
+        trial.set_user_attr(RESUME_REFUSED_ATTR, f"{last}: {why}")
+        return False
+
+    def _report_checkpointed_epochs(self, trial: optuna.Trial, last: Path) -> None:
+        """A resumed trial reports the epochs its checkpoint already holds, so the pruner
+        sees the whole curve even where the retried trial died before reporting."""
+        state = load_checkpoint(last)
+        log.info("trial %d resumes from %s (epoch %d)", trial.number, last, state["epoch"])
+        trial.set_user_attr(RESUMED_FROM_ATTR, state["epoch"])
+        with warnings.catch_warnings():
+            # Steps the retry inherited are already there; optuna ignores them with a warning.
+            warnings.simplefilter("ignore", UserWarning)
+            for record in state["history"]:
+                if record["hmean"] is not None:
+                    trial.report(record["hmean"], record["epoch"])
+
+    def _seed_promoted(self, trial: optuna.Trial, out_dir: Path) -> None:
+        """A promoted trial starts from the last checkpoint of the pruned trial it continues."""
+        try:
+            copied = seed_promoted_checkpoint(trial.user_attrs, self.ctx.artifacts, out_dir)
+        except OSError as e:
+            raise self._fail(trial, f"cannot continue the promoted trial: {e}") from e
+        if copied:
+            log.info(
+                "trial %d continues pruned trial %d from its checkpoint",
+                trial.number,
+                trial.user_attrs[PROMOTED_FROM_ATTR],
+            )
+
+    def _fail(
+        self, trial: optuna.Trial, reason: str, kind: type[TrialFailed] = TrialFailed
+    ) -> TrialFailed:
+        trial.set_user_attr(FAIL_REASON_ATTR, reason)
+        self.ctx.status(event="failed", trial=trial.number, reason=reason)
+        return kind(reason)
+
+    def _record(self, trial: optuna.Trial, result: FitResult) -> float:
+        """Store the trial's :class:`TrialResult` (one transaction) and its dashboard note;
+        return its score."""
+        recorded = trial_result(result, self.spec, self.ctx.artifacts)
+        set_trial_user_attrs(trial, recorded.to_attrs())
+        save_note(trial, recorded.note())
+        return float("nan") if recorded.score is None else recorded.score
+
+    def _upload_pictures(self, trial: optuna.Trial, cfg: TrainConfig, result: FitResult) -> None:
+        """Detections on a few val images and the learning curve, into the artifact store."""
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                curve = learning_curve_png(
+                    result.history, Path(tmp) / "learning_curve.png", f"trial {trial.number}"
+                )
+                upload_artifact(
+                    artifact_store=self.artifact_store, file_path=str(curve), study_or_trial=trial
+                )
+                if result.val_predictions is not None:
+                    val = make_splits(cfg.data).val
+                    png = detections_png(
+                        val, result.val_predictions, Path(tmp) / "val_detections.png"
+                    )
+                    upload_artifact(
+                        artifact_store=self.artifact_store, file_path=str(png), study_or_trial=trial
+                    )
+        except (OSError, ValueError) as e:  # pictures are a courtesy; never fail a trial
+            log.warning("trial %d: could not upload pictures (%s)", trial.number, e)

@@ -1,0 +1,135 @@
+"""``sweeper train``: one full run without a study, with a progress bar and a summary."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from trainer_core.config import TrainConfig, load_train_config
+from trainer_core.fit import EpochRecord, FitResult, fit
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def summary_table(result: FitResult) -> Table:
+    """Best epoch, val P/R/H, gap-split H, stop reason and checkpoint paths."""
+    table = Table(title="training summary", show_header=False)
+    best = result.best
+    rows = [
+        ("status", f"{result.status}: {result.reason}"),
+        ("best epoch", str(result.best_epoch or "-")),
+        ("val precision", _fmt(best and best.precision)),
+        ("val recall", _fmt(best and best.recall)),
+        ("val H-mean", _fmt(best and best.hmean)),
+        (f"{result.gap_split} H-mean", _fmt(result.gap_metrics and result.gap_metrics.hmean)),
+        ("gap", _fmt(result.gap)),
+        ("device / precision", f"{result.device} / {result.precision}"),
+        ("images/s", f"{result.images_per_s:.1f}"),
+        ("peak memory", f"{result.peak_memory_mb:.0f} MiB"),
+        ("best checkpoint", str(result.best_checkpoint)),
+        ("last checkpoint", str(result.last_checkpoint)),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+class _ConsoleHandler(logging.Handler):
+    """Log records printed on the run's console, so they interleave with its progress bar."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__(logging.INFO)
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.console.print(record.getMessage(), markup=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def _trainer_log_on(console: Console) -> Iterator[None]:
+    """What trainer_core logs at INFO (the weights it loaded, a resume) shown to the user."""
+    logger = logging.getLogger("trainer_core")
+    handler, level = _ConsoleHandler(console), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def run_training(
+    config_path: Path,
+    overrides: list[str] | None = None,
+    *,
+    resume: bool = False,
+    out: Path | None = None,
+    console: Console | None = None,
+) -> FitResult:
+    """Load the config (with ``key=value`` overrides), train with a live progress bar.
+
+    Example:
+        >>> result = run_training(Path("best.yaml"), ["epochs=1"])  # doctest: +SKIP
+    """
+    cfg: TrainConfig = load_train_config(config_path, overrides)
+    if out is not None:
+        cfg = cfg.model_copy(update={"output_dir": out})
+    console = console or Console()
+    columns = (
+        TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}"),
+        TextColumn("{task.fields[speed]}  H {task.fields[hmean]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(
+            "train",
+            total=None,
+            epoch=1,
+            epochs=cfg.epochs,
+            loss=0.0,
+            lr=cfg.optimizer.lr,
+            speed="",
+            hmean="-",
+        )
+
+        def on_step(index: int, total: int, loss: float) -> None:
+            progress.update(task, completed=index + 1, total=total, loss=loss)
+
+        def on_epoch_end(epoch: int, record: EpochRecord) -> bool:
+            progress.update(
+                task,
+                epoch=min(epoch + 1, cfg.epochs),
+                lr=record.lr,
+                speed=f"{record.images_per_s:.1f} img/s",
+                hmean=_fmt(record.hmean),
+            )
+            progress.console.log(
+                f"epoch {epoch}: loss {record.train_loss:.4f}  P {_fmt(record.precision)}  "
+                f"R {_fmt(record.recall)}  H {_fmt(record.hmean)}"
+            )
+            return False
+
+        with _trainer_log_on(progress.console):
+            result = fit(cfg, on_epoch_end=on_epoch_end, on_step=on_step, resume=resume)
+    console.print(summary_table(result))
+    return result
