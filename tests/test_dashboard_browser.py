@@ -24,9 +24,8 @@ from optuna.artifacts import upload_artifact
 from optuna_dashboard import save_note
 
 from storage import open_artifact_store, open_storage
-from sweeper.pictures import learning_curve_png
-from sweeper.spec import parse_spec
-from sweeper.study import create_study, suggest_params
+from sweeper.define import create_study, parse_spec, suggest_params
+from sweeper.run import learning_curve_png
 from sweeper.trial_result import TrialResult
 from tests.servers import free_port
 from tests.sweeper.tiny_sweep import tiny_spec

@@ -37,12 +37,19 @@ def test_stale_trials_are_failed_and_requeued(
         study = optuna.create_study(storage=storage, study_name=study_name)
         trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
         storage.record_heartbeat(trial._trial_id)  # the worker's last sign of life
-        started.append((url, study, trial.params))
-    # +1.5 s: MariaDB keeps whole seconds, so the last heartbeat may read up to 1 s older.
-    time.sleep(settings.grace_period + 1.5)
+        started.append((url, study, trial.params, time.monotonic()))
 
-    for url, study, params in started:
-        optuna.storages.fail_stale_trials(study)
+    for url, study, params, last_beat in started:
+        # Failed once its silence outlasts the grace period, and not before: poll for it
+        # (MariaDB keeps whole seconds, a loaded machine is slow) rather than sleep and hope.
+        deadline = failed_at = time.monotonic() + 60
+        while study.get_trials(deepcopy=False)[0].state == TrialState.RUNNING:
+            assert time.monotonic() < deadline, f"{url}: the silent trial was never failed"
+            optuna.storages.fail_stale_trials(study)
+            failed_at = time.monotonic()
+            time.sleep(0.2)
+        # MariaDB rounds the beat down to the second: it may look up to 1 s older.
+        assert failed_at - last_beat >= settings.grace_period - 1, url
         trials = study.get_trials(deepcopy=False)
         assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING], url
         assert trials[1].params == params, url

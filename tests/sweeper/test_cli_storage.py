@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tiny_sweep import sweeper
 from typer.testing import CliRunner
 
 from sweeper.cli import app
 from tests.servers import old_schema_study
+from tests.sweeper.tiny_sweep import sweeper
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "tests" / "sweeper" / "specs" / "small.yaml"

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from storage import HeartbeatSettings
-from sweeper.ranking import RankedTrial
+from sweeper.rank import RankedTrial
+from sweeper.run import WorkerLimits, WorkerOptions
 from sweeper.trial_result import METRIC_ATTRS, RESULT_ATTRS, TrialResult
-from sweeper.worker_options import WorkerLimits, WorkerOptions
 
 FULL = TrialResult(
     stop_reason="completed",

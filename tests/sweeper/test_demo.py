@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
-from tiny_sweep import tiny_spec
 
+from sweeper.define import load_spec, parse_spec
 from sweeper.demo import bundled_spec, pretrained_checkpoint
-from sweeper.spec import load_spec, parse_spec
+from tests.sweeper.tiny_sweep import tiny_spec
 
 
 def test_the_demo_spec_fine_tunes_the_starting_point_the_demo_makes() -> None:

@@ -158,9 +158,8 @@ def run_trials(root: Path, url: str, spec: dict[str, Any], n_trials: int) -> Non
     """Create the study of ``spec`` and run ``n_trials`` of it here, in this process (the
     worker's objective, without the worker loop); artifacts in ``root/artifacts``."""
     from storage import open_artifact_store, open_storage
-    from sweeper.objective import Objective, TrialFailed, WorkerContext
-    from sweeper.spec import parse_spec
-    from sweeper.study import create_study, load_study
+    from sweeper.define import create_study, load_study, parse_spec
+    from sweeper.run import Objective, TrialFailed, WorkerContext
 
     create_study(parse_spec(spec), open_storage(url))
     study, loaded = load_study(spec["name"], open_storage(url))

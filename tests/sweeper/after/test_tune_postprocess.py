@@ -9,15 +9,15 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from tiny_sweep import make_data, run_trials, tiny_spec
 from typer.testing import CliRunner
 
 from storage import open_storage
+from sweeper.after import search_study_name
 from sweeper.cli import app
-from sweeper.postprocess_search import search_study_name
-from sweeper.ranking import rank_study
-from sweeper.study import load_study
-from sweeper.tuned import tuned_by_trial
+from sweeper.define import load_study
+from sweeper.rank import rank_study
+from sweeper.tuned_postprocess import tuned_by_trial
+from tests.sweeper.tiny_sweep import make_data, run_trials, tiny_spec
 from trainer_core.prob_maps import CACHE_NAME
 
 runner = CliRunner()

@@ -9,18 +9,16 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
-from tiny_sweep import make_data, run_trials, tiny_spec
 from typer.testing import CliRunner
 
 from storage import open_storage
+from sweeper.after import enqueue_verify, verify_report, verify_study_name
+from sweeper.attrs import VERIFY_SOURCE_ATTR
 from sweeper.cli import app
-from sweeper.objective import WorkerContext
-from sweeper.ranking import rank_study
-from sweeper.spec import parse_spec
-from sweeper.study import create_study, load_study
-from sweeper.verify import VERIFY_SOURCE_ATTR, enqueue_verify, verify_report, verify_study_name
-from sweeper.worker import run_worker
-from sweeper.worker_options import WorkerLimits
+from sweeper.define import create_study, load_study, parse_spec
+from sweeper.rank import rank_study
+from sweeper.run import WorkerContext, WorkerLimits, run_worker
+from tests.sweeper.tiny_sweep import make_data, run_trials, tiny_spec
 from trainer_core.checkpoint import load_checkpoint
 
 runner = CliRunner()

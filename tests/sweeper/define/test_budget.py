@@ -9,13 +9,19 @@ import optuna
 import pytest
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
-from tiny_sweep import tiny_spec
 
 from storage import open_storage, retry_root
 from sweeper.attrs import FAIL_REASON_ATTR, OVER_BUDGET_ATTR
-from sweeper.budget import OverBudget, budget_left, claim_budget
-from sweeper.spec import StudySpec, parse_spec
-from sweeper.study import create_study, load_study
+from sweeper.define import (
+    OverBudget,
+    StudySpec,
+    budget_left,
+    claim_budget,
+    create_study,
+    load_study,
+    parse_spec,
+)
+from tests.sweeper.tiny_sweep import tiny_spec
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
@@ -83,8 +89,7 @@ def test_a_retry_runs_even_when_a_racing_trial_filled_the_budget(
 def test_a_trial_started_past_the_budget_is_given_back_without_a_traceback(
     tmp_path: Path, sqlite_url: str, study_name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from sweeper.objective import WorkerContext
-    from sweeper.worker import run_worker
+    from sweeper.run import WorkerContext, run_worker
 
     study, _ = _study(sqlite_url, study_name, n_trials=1)
     study.tell(study.ask(), 0.5)  # the budget's one trial

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from storage import open_storage
 from sweeper.cli import app
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DEMO = REPO / "tests" / "sweeper" / "specs" / "small.yaml"
 DEMO_DATA = yaml.safe_load(DEMO.read_text())
 DELETE = object()

@@ -8,23 +8,23 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from tiny_sweep import start_sweeper
 
 from storage import open_storage
-from sweeper.errors import StudyError
-from sweeper.spec import SCHEMA_VERSION, StudySpec, load_spec
-from sweeper.study import (
-    BASELINE_ATTR,
-    SCHEMA_ATTR,
-    SPEC_ATTR,
+from sweeper.attrs import BASELINE_ATTR, SCHEMA_ATTR, SPEC_ATTR
+from sweeper.define import (
+    SCHEMA_VERSION,
+    StudySpec,
     build_sampler,
     create_study,
     delete_study,
+    load_spec,
     load_study,
     suggest_params,
 )
+from sweeper.errors import StudyError
+from tests.sweeper.tiny_sweep import start_sweeper
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DEMO = REPO / "tests" / "sweeper" / "specs" / "small.yaml"
 RECEIPTS = REPO / "studies" / "receipts_dbnet.yaml"
 

@@ -11,16 +11,15 @@ import pytest
 import yaml
 from optuna.distributions import FloatDistribution, IntDistribution
 from rich.console import Console
-from tiny_sweep import make_data, tiny_spec
 from typer.testing import CliRunner
 
 from storage import open_storage
 from sweeper.cli import app
+from sweeper.define import create_study, parse_spec
 from sweeper.errors import SpecError, StudyError
-from sweeper.ranking import export_best, rank_study
-from sweeper.report import print_ranking
-from sweeper.spec import parse_spec
-from sweeper.study import create_study
+from sweeper.rank import export_best, rank_study
+from sweeper.view import print_ranking
+from tests.sweeper.tiny_sweep import make_data, tiny_spec
 
 runner = CliRunner()
 
@@ -184,7 +183,7 @@ def test_the_spec_names_the_default_rule(built) -> None:
 def test_rank_plot_marks_the_val_winner_and_the_pick(built, tmp_path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    from sweeper.selection_plot import selection_png
+    from sweeper.view import selection_png
 
     study, spec, url = built
     labels: list[str] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sweeper.selection import RuleSpec, kendall_tau, rule_value, simulate
+from sweeper.rank import RuleSpec, kendall_tau, rule_value, simulate
 
 
 def test_rule_values() -> None:

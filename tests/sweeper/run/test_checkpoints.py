@@ -7,16 +7,21 @@ from pathlib import Path
 
 import optuna
 import pytest
-from tiny_sweep import make_data, tiny_spec
 
 from storage import open_storage
+from sweeper.attrs import SCHEMA_ATTR, SPEC_ATTR
+from sweeper.define import (
+    SCHEMA_VERSION,
+    create_study,
+    delete_study,
+    parse_spec,
+    study_key,
+    trial_config,
+)
 from sweeper.errors import StudyError
-from sweeper.objective import WorkerContext, resume_mismatch, trial_config
-from sweeper.paths import checkpoints_dir, find_trial_checkpoints, inside, log_file, study_key
-from sweeper.spec import SCHEMA_VERSION, parse_spec
-from sweeper.study import SCHEMA_ATTR, SPEC_ATTR, create_study, delete_study
-from sweeper.worker import run_worker
-from sweeper.worker_options import WorkerLimits
+from sweeper.paths import checkpoints_dir, find_trial_checkpoints, inside, log_file
+from sweeper.run import WorkerContext, WorkerLimits, resume_mismatch, run_worker
+from tests.sweeper.tiny_sweep import make_data, tiny_spec
 
 
 def _run_one_trial(url: str, name: str, root: Path) -> optuna.trial.FrozenTrial:
@@ -51,18 +56,17 @@ def test_a_recreated_study_does_not_resume_the_old_ones_checkpoints(
 
 def test_only_the_same_config_resumes(tmp_path: Path) -> None:
     spec = parse_spec(tiny_spec("cfg", 1, epochs=2))
-    ctx = WorkerContext("cfg", tmp_path, "test:1/0.abcdef", data_root=tmp_path)
     params = {"lr": 1e-3, "weight_decay": 1e-4, "T_max": 2, "eta_min": 1e-6}
-    cfg = trial_config(spec, params, ctx)
+    cfg = trial_config(spec, params, data_root=tmp_path)
     state = {"config": cfg.model_dump_json()}
     assert resume_mismatch(cfg, state) is None
     # What the out-of-memory retry and another node change is still the same trial.
-    moved = trial_config(spec, params, WorkerContext("cfg", tmp_path, "x", data_root=Path("/mnt")))
+    moved = trial_config(spec, params, data_root=Path("/mnt"))
     smaller = moved.model_copy(
         update={"batch_size": 2, "grad_accum_steps": 2, "output_dir": tmp_path / "o"}
     )
     assert resume_mismatch(smaller, state) is None
-    other = trial_config(spec, {**params, "lr": 2e-3}, ctx)
+    other = trial_config(spec, {**params, "lr": 2e-3}, data_root=tmp_path)
     assert resume_mismatch(other, state) == "its config differs in optimizer"
     assert resume_mismatch(cfg, {"epoch": 3}) == "the checkpoint records no config"
 

@@ -13,16 +13,13 @@ import optuna
 import pytest
 import torch
 from optuna_dashboard import get_note
-from tiny_sweep import make_data, tiny_spec
 
 from storage import open_storage
 from sweeper.attrs import OOM_RETRIES_ATTR, RESUMED_FROM_ATTR
-from sweeper.objective import WorkerContext
-from sweeper.spec import parse_spec
-from sweeper.study import create_study
+from sweeper.define import create_study, parse_spec
+from sweeper.run import WorkerContext, WorkerLimits, run_worker
 from sweeper.trial_result import TrialResult
-from sweeper.worker import run_worker
-from sweeper.worker_options import WorkerLimits
+from tests.sweeper.tiny_sweep import make_data, tiny_spec
 from trainer_core.checkpoint import load_checkpoint
 from trainer_core.config import TrainConfig
 from trainer_core.loss import DBLoss

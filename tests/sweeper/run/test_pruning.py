@@ -16,17 +16,16 @@ import optuna
 import pytest
 import torch
 from optuna.trial import TrialState
-from tiny_sweep import make_data, tiny_spec
 from typer.testing import CliRunner
 
 from storage import open_artifact_store, open_storage
+from sweeper.after import promote_trial
+from sweeper.attrs import PROMOTED_AT_ATTR, PROMOTED_FROM_ATTR
 from sweeper.cli import app
-from sweeper.objective import Objective, TrialFailed, WorkerContext
-from sweeper.promote import PROMOTED_AT_ATTR, PROMOTED_FROM_ATTR, promote_trial
-from sweeper.ranking import export_best, rank_study
-from sweeper.saving import pruning_saving
-from sweeper.spec import parse_spec
-from sweeper.study import create_study, load_study
+from sweeper.define import create_study, load_study, parse_spec
+from sweeper.rank import export_best, pruning_saving, rank_study
+from sweeper.run import Objective, TrialFailed, WorkerContext
+from tests.sweeper.tiny_sweep import make_data, tiny_spec
 from trainer_core.config import load_train_config
 from trainer_core.model import build_model
 

@@ -13,13 +13,12 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from storage import HeartbeatSettings, open_storage
-from sweeper.attrs import FAIL_REASON_ATTR
-from sweeper.reap import HEARTBEAT_ATTR, keep_alive, reap_loop, reap_stale
-from sweeper.spec import load_spec
-from sweeper.study import create_study, load_study, suggest_params
+from sweeper.attrs import FAIL_REASON_ATTR, HEARTBEAT_ATTR
+from sweeper.define import create_study, load_spec, load_study, suggest_params
+from sweeper.run import keep_alive, reap_loop, reap_stale
 from tests.servers import proxy_process
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 GRACE_S = 2
 # SQLite stores heartbeat rows to the second: wait a full second past the grace period.
 PAST_GRACE_S = GRACE_S + 1.2

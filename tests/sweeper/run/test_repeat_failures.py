@@ -8,15 +8,12 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from tiny_sweep import create, make_data, sweeper, tiny_spec, worker_args
 
 from storage import open_storage
-from sweeper.objective import WorkerContext
-from sweeper.paths import checkpoints_dir, study_key
-from sweeper.spec import parse_spec
-from sweeper.study import create_study
-from sweeper.worker import WorkerStopped, run_worker
-from sweeper.worker_options import WorkerLimits
+from sweeper.define import create_study, parse_spec, study_key
+from sweeper.paths import checkpoints_dir
+from sweeper.run import WorkerContext, WorkerLimits, WorkerStopped, run_worker
+from tests.sweeper.tiny_sweep import create, make_data, sweeper, tiny_spec, worker_args
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 

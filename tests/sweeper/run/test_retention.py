@@ -8,16 +8,15 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
-from tiny_sweep import tiny_spec
 from typer.testing import CliRunner
 
 from storage import open_storage
+from sweeper.attrs import PROMOTED_FROM_ATTR
 from sweeper.cli import app
-from sweeper.paths import checkpoints_dir, study_key
-from sweeper.promote import PROMOTED_FROM_ATTR
-from sweeper.retention import apply_retention, checkpoint_usage
-from sweeper.spec import parse_spec
-from sweeper.study import create_study
+from sweeper.define import create_study, parse_spec, study_key
+from sweeper.paths import checkpoints_dir
+from sweeper.run import apply_retention, checkpoint_usage
+from tests.sweeper.tiny_sweep import tiny_spec
 
 runner = CliRunner(env={"COLUMNS": "200"})
 LR = {"lr": optuna.distributions.FloatDistribution(1e-4, 3e-3, log=True)}

@@ -24,7 +24,12 @@ import optuna
 import pytest
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
-from tiny_sweep import (
+
+from storage import ENV_VAR, StorageError, open_storage
+from sweeper.attrs import FAIL_REASON_ATTR, OVER_BUDGET_ATTR
+from sweeper.define import load_study
+from tests.servers import free_port
+from tests.sweeper.tiny_sweep import (
     create,
     make_data,
     start_sweeper,
@@ -34,11 +39,6 @@ from tiny_sweep import (
     worker_args,
     worker_logs,
 )
-
-from storage import ENV_VAR, StorageError, open_storage
-from sweeper.attrs import FAIL_REASON_ATTR, OVER_BUDGET_ATTR
-from sweeper.study import load_study
-from tests.servers import free_port
 
 pytestmark = [
     pytest.mark.slow,

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from sweeper.dispatch import ChildState, Slot, _table, run_workers
-from sweeper.worker_options import WorkerOptions
+from sweeper.errors import EXIT_BAD_INPUT, EXIT_STORAGE_GONE
+from sweeper.run import ChildState, Slot, WorkerOptions, restart_delay, run_workers
+from sweeper.run._supervisor import _table
 
 
 def _rendered(children: list[ChildState], width: int = 80) -> list[str]:
@@ -54,12 +55,11 @@ def test_status_lines_read_in_80_columns() -> None:
 def _supervise(tmp_path: Path, script: str, max_restarts: int) -> tuple[int, str]:
     output = io.StringIO()
     code = run_workers(
-        WorkerOptions("s", tmp_path / "artifacts"),
+        WorkerOptions("s", tmp_path / "artifacts", study_key="s-0123456789ab"),
         f"sqlite:///{tmp_path / 'unused.db'}",
         [Slot(0, None, 1)],
         max_restarts=max_restarts,
         console=Console(file=output, width=200),  # a file: not a terminal
-        study_key="s-0123456789ab",
         child_command=(sys.executable, "-c", script),
     )
     return code, output.getvalue()
@@ -86,3 +86,20 @@ def test_a_child_that_stopped_on_bad_data_is_not_restarted(tmp_path: Path) -> No
     assert code == 2
     assert "restart" not in text
     assert "worker 0: exited 2: bad data: no such folder" in text
+
+
+def test_the_restart_decision_backs_off_and_gives_up_without_waiting() -> None:
+    """The pure decision run_workers makes for an exited child, at chosen clock values."""
+    assert restart_delay(1, [], now=100.0, stopping=False, max_restarts=3) == 1.0
+    assert restart_delay(1, [90.0], now=100.0, stopping=False, max_restarts=3) == 2.0
+    assert restart_delay(1, [80.0, 90.0], now=100.0, stopping=False, max_restarts=3) == 4.0
+    # The limit counts restarts inside the window only: old crashes are forgiven.
+    assert restart_delay(1, [1.0, 2.0, 90.0], now=650.0, stopping=False, max_restarts=3) == 2.0
+    assert restart_delay(1, [80.0, 85.0, 90.0], now=100.0, stopping=False, max_restarts=3) is None
+    # The delay never grows past 30 s.
+    many = [float(t) for t in range(10)]
+    assert restart_delay(1, many, now=20.0, stopping=False, max_restarts=99) == 30.0
+    # Exits a restart would only repeat, and a node that is stopping, restart nothing.
+    for final in (0, EXIT_BAD_INPUT, EXIT_STORAGE_GONE):
+        assert restart_delay(final, [], now=0.0, stopping=False, max_restarts=3) is None
+    assert restart_delay(1, [], now=0.0, stopping=True, max_restarts=3) is None

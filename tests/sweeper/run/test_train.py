@@ -9,11 +9,11 @@ import timm
 import torch
 import yaml
 from rich.console import Console
-from tiny_sweep import make_data, sweeper, tiny_spec
 from typer.testing import CliRunner
 
 from sweeper.cli import app
-from sweeper.train import run_training
+from sweeper.run import run_training
+from tests.sweeper.tiny_sweep import make_data, sweeper, tiny_spec
 
 runner = CliRunner()
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
-from tiny_sweep import (
+
+from storage import open_storage
+from sweeper.define import given_back, load_study, parse_spec
+from tests.sweeper.tiny_sweep import (
     create,
     make_data,
     start_sweeper,
@@ -21,11 +23,6 @@ from tiny_sweep import (
     worker_args,
     worker_logs,
 )
-
-from storage import open_storage
-from sweeper.budget import given_back
-from sweeper.spec import parse_spec
-from sweeper.study import load_study
 
 EXPECTED_ATTRS = {
     "val_precision",
@@ -134,10 +131,8 @@ def test_sigterm_stops_within_30s_and_the_trial_resumes_elsewhere(
     _create(tmp_path, sqlite_url, tiny_spec(study_name, 1, epochs=8))
     first = _spawn_worker(tmp_path, sqlite_url, study_name)
     wait_for_checkpoint(tmp_path / "artifacts", study_name, first)
-    sent = time.monotonic()
     first.send_signal(signal.SIGTERM)
-    first.wait(timeout=30)
-    assert time.monotonic() - sent < 30
+    first.wait(timeout=30)  # raises if the worker outlives its 30 s stop grace
 
     second = sweeper(*worker_args(tmp_path, sqlite_url, study_name))
     assert second.returncode == 0, second.stderr
@@ -148,7 +143,7 @@ def test_sigterm_stops_within_30s_and_the_trial_resumes_elsewhere(
 
 def test_forced_pruning_prunes_and_keeps_metrics(tmp_path: Path) -> None:
     from storage import open_artifact_store
-    from sweeper.objective import Objective, WorkerContext
+    from sweeper.run import Objective, WorkerContext
 
     make_data(tmp_path)
     spec = parse_spec(tiny_spec("prune-me", 2, epochs=3))

@@ -12,10 +12,9 @@ from typer.testing import CliRunner
 
 from storage import open_storage
 from sweeper.cli import app
-from sweeper.spec import load_spec
-from sweeper.study import create_study, load_study, suggest_params
+from sweeper.define import create_study, load_spec, load_study, suggest_params
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DEMO = REPO / "tests" / "sweeper" / "specs" / "small.yaml"
 
 runner = CliRunner(env={"COLUMNS": "200"})
@@ -209,7 +208,8 @@ def test_delete_study_removes_its_checkpoints_and_logs_only(
     from optuna.artifacts import upload_artifact
 
     from storage import open_artifact_store
-    from sweeper.paths import checkpoints_dir, log_file, study_key
+    from sweeper.define import study_key
+    from sweeper.paths import checkpoints_dir, log_file
 
     storage = open_storage(sqlite_url)
     artifacts = tmp_path / "artifacts"
