@@ -28,8 +28,10 @@ __all__ = [
     "find_trial_checkpoints",
     "inside",
     "log_file",
+    "relative_to_artifacts",
     "remove_study_files",
     "safe_component",
+    "trial_checkpoints",
 ]
 
 DEFAULT_ARTIFACTS = Path("sweeper-artifacts")
@@ -61,6 +63,20 @@ def inside(artifacts: Path, path: Path) -> Path:
 def checkpoints_dir(artifacts: Path, key: str) -> Path:
     """The folder holding one ``trial-<root>`` folder per retry chain of the study."""
     return inside(artifacts, Path(artifacts) / "checkpoints" / safe_component(key))
+
+
+def trial_checkpoints(artifacts: Path, key: str, root: int) -> Path:
+    """Where retry chain ``root`` of study ``key`` (:func:`sweeper.define.study_key`) keeps
+    ``last.pt`` and ``best.pt``: every retry of a trial resumes from the same folder, and a
+    study re-created under an old name (a new key) starts with none."""
+    return checkpoints_dir(artifacts, key) / f"trial-{root}"
+
+
+def relative_to_artifacts(path: Path, artifacts: Path) -> str:
+    """``path`` relative to the artifacts directory (absolute if it lies elsewhere): how a
+    trial records its checkpoint folder, so any node mounting the artifacts finds it."""
+    resolved, root = Path(path).resolve(), Path(artifacts).resolve()
+    return str(resolved.relative_to(root)) if resolved.is_relative_to(root) else str(resolved)
 
 
 def log_file(artifacts: Path, key: str, node: str, slot: int) -> Path:

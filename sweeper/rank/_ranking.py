@@ -174,68 +174,87 @@ def rank_study(
         >>> ranking = rank_study(*load_study("demo", open_storage()))  # doctest: +SKIP
         >>> ranking.completed[0].number  # doctest: +SKIP
     """
-    by = spec.ranking.rule if by is None else by
+    by = _checked_rule(spec.ranking.rule if by is None else by, spec, study.study_name)
+    penalty = spec.ranking.penalty if penalty is None else penalty
+    tolerance = spec.ranking.tolerance if tolerance is None else tolerance
+    trials = study.get_trials(deepcopy=False)
+    failed = Counter(
+        t.user_attrs.get(FAIL_REASON_ATTR, "no reason recorded (worker died or was killed)")
+        for t in trials
+        if t.state == TrialState.FAIL and not given_back(t)
+    )
+    return Ranking(
+        study.study_name,
+        by,
+        penalty,
+        tolerance,
+        _completed(trials, by, penalty, tolerance, tuned_by_trial(study.user_attrs)),
+        _pruned(trials),
+        failed,
+        sum(t.state == TrialState.RUNNING for t in trials),
+        pruning_saving(trials, spec.base.epochs),
+        given_back=sum(given_back(t) for t in trials),
+    )
+
+
+def _checked_rule(by: SortKey, spec: StudySpec, study_name: str) -> SortKey:
+    """``by`` once it is a rule this study can rank by."""
     if by not in RULES:
         raise StudyError(f"--by {by!r}: use {', '.join(RULES)}")
     if by in ("holdout", "mean") and spec.ranking.gap_source != "holdout":
         raise StudyError(
-            f"--by {by}: study {study.study_name!r} has no holdout split (ranking.gap_source: "
+            f"--by {by}: study {study_name!r} has no holdout split (ranking.gap_source: "
             f"{spec.ranking.gap_source}); use score or val"
         )
-    penalty = spec.ranking.penalty if penalty is None else penalty
-    tolerance = spec.ranking.tolerance if tolerance is None else tolerance
-    trials = study.get_trials(deepcopy=False)
+    return by
+
+
+def _completed(
+    trials: list[FrozenTrial],
+    by: SortKey,
+    penalty: float,
+    tolerance: float,
+    tuned: dict[int, Any],
+) -> list[RankedTrial]:
+    """The completed trials that validated, best first, with their tuned post-processing."""
     completed = [
         r
         for t in trials
         if t.state == TrialState.COMPLETE and (r := _ranked(t, penalty, tolerance)) is not None
     ]
     completed.sort(key=lambda r: (_sort_value(by, r), r.val_hmean), reverse=True)
-    tuned = tuned_by_trial(study.user_attrs)
-    completed = [
+    return [
         replace(r, postprocess_tuned=tuned[r.number].params) if r.number in tuned else r
         for r in completed
     ]
+
+
+def _pruned(trials: list[FrozenTrial]) -> list[PrunedTrial]:
+    """The pruned trials, furthest and best at their last epoch first, with any promotion."""
     promoted_to = {
         t.user_attrs[PROMOTED_FROM_ATTR]: t.number
         for t in trials
         if PROMOTED_FROM_ATTR in t.user_attrs and t.state != TrialState.FAIL
     }
-    pruned = [
-        PrunedTrial(
-            number=t.number,
-            params=dict(t.params),
-            epoch=max(t.intermediate_values, default=0),
-            last_hmean=t.intermediate_values[max(t.intermediate_values)]
-            if t.intermediate_values
-            else None,
-            promoted_to=promoted_to.get(t.number),
-            val_hmean=(result := TrialResult.from_attrs(t.user_attrs)).val_hmean,
-            gap_hmean=result.gap_hmean,
+    pruned = []
+    for t in trials:
+        if t.state != TrialState.PRUNED:
+            continue
+        result = TrialResult.from_attrs(t.user_attrs)
+        epoch = max(t.intermediate_values, default=0)
+        pruned.append(
+            PrunedTrial(
+                number=t.number,
+                params=dict(t.params),
+                epoch=epoch,
+                last_hmean=t.intermediate_values[epoch] if t.intermediate_values else None,
+                promoted_to=promoted_to.get(t.number),
+                val_hmean=result.val_hmean,
+                gap_hmean=result.gap_hmean,
+            )
         )
-        for t in trials
-        if t.state == TrialState.PRUNED
-    ]
     pruned.sort(key=lambda p: (p.epoch, p.last_hmean or 0.0), reverse=True)
-    failed = Counter(
-        t.user_attrs.get(FAIL_REASON_ATTR, "no reason recorded (worker died or was killed)")
-        for t in trials
-        if t.state == TrialState.FAIL and not given_back(t)
-    )
-    running = sum(t.state == TrialState.RUNNING for t in trials)
-    saving = pruning_saving(trials, spec.base.epochs)
-    return Ranking(
-        study.study_name,
-        by,
-        penalty,
-        tolerance,
-        completed,
-        pruned,
-        failed,
-        running,
-        saving,
-        given_back=sum(given_back(t) for t in trials),
-    )
+    return pruned
 
 
 def best_trial(study: optuna.Study, spec: StudySpec, by: SortKey | None = None) -> FrozenTrial:

@@ -136,6 +136,15 @@ def simulate(
             )
             test_of_pick[d, j] = t[values.argmax()]
             taus[d, j] = kendall_tau(values, t)
+    return _summarize(rules, test_of_pick, best_test, taus)
+
+
+def _summarize(
+    rules: Sequence[RuleSpec], test_of_pick: np.ndarray, best_test: np.ndarray, taus: np.ndarray
+) -> list[RuleSummary]:
+    """Each rule's figures over the draws (rows of ``test_of_pick`` and ``taus``), with its
+    regret against val's as a paired 95% interval."""
+    draws = len(best_test)
     val_rule = next((j for j, r in enumerate(rules) if r.rule == "val"), None)
     summaries = []
     for j, spec in enumerate(rules):

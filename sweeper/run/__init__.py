@@ -6,8 +6,7 @@ and ``sweeper train``.
 from sweeper._lazy import LazyExports
 
 _exports = LazyExports(__name__, globals())
-_exports.add("_checkpoints", "checkpoint_dir", "os_error_reason", "relative_checkpoint_dir")
-_exports.add("_checkpoints", "resume_mismatch", "seed_promoted_checkpoint")
+_exports.add("_checkpoints", "os_error_reason", "resume_mismatch", "seed_promoted_checkpoint")
 _exports.add("_node", "run_node")
 _exports.add("_objective", "DiskError", "Interrupted", "Objective", "TrialFailed", "WillRepeat")
 _exports.add("_objective", "WorkerContext", "trial_result")

@@ -1,5 +1,6 @@
-"""A trial's checkpoint folder: where it is, whether a retry may resume it, how a promoted
-trial is seeded, and what a file-system error there means."""
+"""A trial's checkpoints beyond the common path: whether a retry may resume one, how a
+promoted trial is seeded, and what a file-system error there means. (Where they live is
+:mod:`sweeper.paths`.)"""
 
 from __future__ import annotations
 
@@ -10,22 +11,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import optuna
-
-from storage import retry_root
 from sweeper.attrs import PROMOTE_CHECKPOINT_ATTR, PROMOTED_FROM_ATTR
-from sweeper.paths import checkpoints_dir
 from trainer_core.config import TrainConfig
-
-
-def checkpoint_dir(artifacts: Path, study_key: str, trial: optuna.Trial) -> Path:
-    """Where a trial (and every retry of it) keeps ``last.pt`` and ``best.pt``.
-
-    ``study_key`` (:func:`sweeper.define.study_key`) holds the study's stored id, not only
-    its name: a study re-created under an old name starts with no checkpoints.
-    """
-    return checkpoints_dir(artifacts, study_key) / f"trial-{retry_root(trial)}"
-
 
 # Fields a retry may legitimately change, by section ("" the top level): the out-of-memory
 # retry halves the batch and doubles the accumulation; another node has its own device,
@@ -95,9 +82,3 @@ def seed_promoted_checkpoint(attrs: dict[str, Any], artifacts: Path, out_dir: Pa
             shutil.copyfile(source / name, tmp)
             os.replace(tmp, out_dir / name)
     return True
-
-
-def relative_checkpoint_dir(path: Path, artifacts: Path) -> str:
-    """``path`` relative to the artifacts directory (absolute if it lies elsewhere)."""
-    resolved, root = Path(path).resolve(), Path(artifacts).resolve()
-    return str(resolved.relative_to(root)) if resolved.is_relative_to(root) else str(resolved)

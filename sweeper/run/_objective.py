@@ -21,7 +21,7 @@ import optuna
 from optuna.artifacts import upload_artifact
 from optuna_dashboard import save_note
 
-from storage import set_trial_user_attrs
+from storage import retry_root, set_trial_user_attrs
 from sweeper.attrs import (
     CONFIG_OVERRIDES_ATTR,
     FAIL_REASON_ATTR,
@@ -34,10 +34,9 @@ from sweeper.attrs import (
     WORKER_ID_ATTR,
 )
 from sweeper.define import StudySpec, study_key, suggest_params, trial_config
+from sweeper.paths import relative_to_artifacts, trial_checkpoints
 from sweeper.run._checkpoints import (
-    checkpoint_dir,
     os_error_reason,
-    relative_checkpoint_dir,
     resume_mismatch,
     seed_promoted_checkpoint,
 )
@@ -107,7 +106,7 @@ def trial_result(result: FitResult, spec: StudySpec, artifacts: Path) -> TrialRe
         device=result.device,
         precision=result.precision,
         batch_size=result.batch_size,
-        checkpoint_dir=relative_checkpoint_dir(result.checkpoint_dir, artifacts),
+        checkpoint_dir=relative_to_artifacts(result.checkpoint_dir, artifacts),
     )
     best, gap, on_gap = result.best, result.gap, result.gap_metrics
     if best is None or gap is None or on_gap is None:
@@ -145,7 +144,7 @@ class Objective:
                 cfg = apply_overrides(cfg, trial.user_attrs[CONFIG_OVERRIDES_ATTR])
         except ConfigError as e:
             raise self._fail(trial, f"bad config: {e}") from e
-        out_dir = checkpoint_dir(ctx.artifacts, self._study_key(trial), trial)
+        out_dir = trial_checkpoints(ctx.artifacts, self._study_key(trial), retry_root(trial))
         cfg = cfg.model_copy(update={"output_dir": out_dir})
         promoted = PROMOTED_FROM_ATTR in trial.user_attrs
         if promoted:

@@ -230,6 +230,49 @@ def _give_back(study: optuna.Study, spec: StudySpec, number: int, outage: str) -
         log.warning("trial %d: %s", failed.number, reason)
 
 
+def _connect(
+    study_name: str,
+    storage_url: str | None,
+    ctx: WorkerContext,
+    backoff: Backoff,
+    heartbeat: HeartbeatSettings | None,
+) -> tuple[optuna.Study, StudySpec, BaseStorage, HeartbeatSettings]:
+    """The study and its spec on a storage with heartbeats (the spec's retry limit unless
+    ``heartbeat`` says otherwise), and the study's key in ``ctx``, waiting out an outage."""
+
+    def read_spec() -> StudySpec:
+        plain = open_storage(storage_url, create=False)
+        try:
+            return load_study(study_name, plain)[1]
+        finally:
+            close_storage(plain)
+
+    spec = _when_up(read_spec, backoff, ctx)
+    settings = heartbeat or HeartbeatSettings(max_retry=spec.retries.max_retries)
+    storage = _when_up(
+        lambda: open_storage(storage_url, heartbeat=True, settings=settings, create=False),
+        backoff,
+        ctx,
+    )
+    study, spec = _when_up(lambda: load_study(study_name, storage, ctx.worker_id), backoff, ctx)
+    if ctx.study_key is None:
+        ctx.study_key = _when_up(lambda: study_key(study_name, storage), backoff, ctx)
+    return study, spec, storage, settings
+
+
+def _beating(
+    objective: Callable[[optuna.Trial], float], storage: BaseStorage, settings: HeartbeatSettings
+) -> Callable[[optuna.Trial], float]:
+    """``objective`` with the heartbeat its storage needs while a trial runs."""
+    if isinstance(storage, GrpcStorageProxy):
+        # Optuna's heartbeat stays in the SQL database; this one passes through the proxy,
+        # where `sweeper reap` reads it.
+        return _with_keep_alive(objective, settings.interval)
+    if isinstance(storage, RDBStorage):
+        return _with_db_heartbeat(objective, settings.interval)
+    return objective
+
+
 def run_worker(
     study_name: str,
     storage_url: str | None,
@@ -249,33 +292,10 @@ def run_worker(
     """
     limits = limits or WorkerLimits()
     backoff = Backoff(limits.storage_wait_s)
-
-    def read_spec() -> StudySpec:
-        plain = open_storage(storage_url, create=False)
-        try:
-            return load_study(study_name, plain)[1]
-        finally:
-            close_storage(plain)
-
-    spec = _when_up(read_spec, backoff, ctx)
-    settings = heartbeat or HeartbeatSettings(max_retry=spec.retries.max_retries)
-    storage = _when_up(
-        lambda: open_storage(storage_url, heartbeat=True, settings=settings, create=False),
-        backoff,
-        ctx,
+    study, spec, storage, settings = _connect(study_name, storage_url, ctx, backoff, heartbeat)
+    objective = _beating(
+        Objective(spec, ctx, open_artifact_store(ctx.artifacts)), storage, settings
     )
-    study, spec = _when_up(lambda: load_study(study_name, storage, ctx.worker_id), backoff, ctx)
-    if ctx.study_key is None:
-        ctx.study_key = _when_up(lambda: study_key(study_name, storage), backoff, ctx)
-    objective: Callable[[optuna.Trial], float] = Objective(
-        spec, ctx, open_artifact_store(ctx.artifacts)
-    )
-    if isinstance(storage, GrpcStorageProxy):
-        # Optuna's heartbeat stays in the SQL database; this one passes through the proxy,
-        # where `sweeper reap` reads it.
-        objective = _with_keep_alive(objective, settings.interval)
-    elif isinstance(storage, RDBStorage):
-        objective = _with_db_heartbeat(objective, settings.interval)
     tracked = _Tracked(objective, spec, ctx.artifacts)
     callbacks = [
         _retry_failed(spec, tracked),

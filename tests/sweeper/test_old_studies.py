@@ -12,14 +12,13 @@ import json
 import shutil
 from pathlib import Path
 
-import optuna
 import pytest
 from typer.testing import CliRunner
 
 from storage import open_storage
 from sweeper.cli import app
 from sweeper.define import load_study, study_key
-from sweeper.run import checkpoint_dir
+from sweeper.paths import trial_checkpoints
 from trainer_core.config import load_train_config
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -66,7 +65,5 @@ def test_an_old_studys_checkpoints_are_where_the_old_code_put_them(
 ) -> None:
     storage = open_storage(old_url)
     assert study_key(OLD["study"], storage) == OLD["study_key"]
-    study = optuna.load_study(study_name=OLD["study"], storage=storage)
-    trial = optuna.trial.Trial(study, study.trials[1]._trial_id)
-    folder = checkpoint_dir(tmp_path, OLD["study_key"], trial)
+    folder = trial_checkpoints(tmp_path, study_key(OLD["study"], storage), 1)
     assert folder == (tmp_path / "checkpoints" / OLD["study_key"] / "trial-1").resolve()

@@ -100,6 +100,10 @@ def _start(
     return relay, worker
 
 
+def _met_outage(root: Path) -> bool:
+    return "storage unreachable" in "".join(worker_logs(root / "artifacts").values())
+
+
 def test_a_worker_waits_out_an_outage_and_resumes_the_trial_it_cut_off(
     tmp_path: Path, postgres_url: str, study_name: str
 ) -> None:
@@ -108,8 +112,15 @@ def test_a_worker_waits_out_an_outage_and_resumes_the_trial_it_cut_off(
     try:
         wait_for_checkpoint(tmp_path / "artifacts", study_name, worker)
         relay.close()
-        time.sleep(8)  # longer than the grace period: Optuna's own heartbeat thread is dead
-        assert worker.poll() is None, worker_logs(tmp_path / "artifacts")
+        closed = time.monotonic()
+        # The database stays away until the worker has met the outage (an epoch's report
+        # fell inside it; a loaded machine may take long to get there) and for longer than
+        # the grace period, so Optuna's own heartbeat thread is dead.
+        deadline = closed + 300
+        while not _met_outage(tmp_path) or time.monotonic() - closed < 8:
+            assert worker.poll() is None, worker_logs(tmp_path / "artifacts")
+            assert time.monotonic() < deadline, "the worker never met the outage"
+            time.sleep(0.5)
         relay = Relay(relay.port)
         _, stderr = worker.communicate(timeout=300)
     finally:
