@@ -1,5 +1,7 @@
 """Training-step and data-loading throughput: does loading starve training?
 
+``train_step_rate`` and ``loader_rate`` are also what ``gpu_check.py`` measures with.
+
 1. Training step (forward, loss, backward, AdamW step) of DBNet-resnet18 at 640x640, for
    fp32 and each AMP mode the device has (fp16 with GradScaler and bf16 on CUDA; bf16 on
    the CPU), in images per second.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -45,11 +48,35 @@ def _batch(cfg: TrainConfig, device: torch.device) -> dict[str, torch.Tensor]:
     }
 
 
-def train_step_rate(cfg: TrainConfig, device: torch.device, precision: str, steps: int) -> float:
-    """Images per second of full optimizer steps (after warm-up)."""
+@dataclass(frozen=True)
+class StepRate:
+    """Throughput of full optimizer steps, and the memory the model, optimizer and steps took."""
+
+    images_per_s: float
+    peak_memory_mb: float | None
+    """CUDA max allocated from the model's build on; None on the CPU (no per-run figure)."""
+
+
+def train_step_rate(
+    cfg: TrainConfig,
+    device: torch.device,
+    precision: str,
+    steps: int,
+    channels_last: bool | None = None,
+    warm_up: int = 2,
+) -> StepRate:
+    """Images per second of ``steps`` full optimizer steps after ``warm_up`` untimed ones,
+    and the peak memory.
+
+    ``channels_last`` None trains as ``fit`` does: channels-last on CUDA, not on the CPU.
+    """
     p = resolve_precision(precision, device)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
     model = build_model(cfg.model).to(device).train()
-    if device.type == "cuda":
+    if cuda if channels_last is None else channels_last:
         model = model.to(memory_format=torch.channels_last)
     loss_fn = DBLoss(cfg.loss)
     optimizer = build_optimizer(model, cfg)
@@ -65,16 +92,18 @@ def train_step_rate(cfg: TrainConfig, device: torch.device, precision: str, step
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
 
-    for _ in range(2):
+    for _ in range(warm_up):
         step()
-    if device.type == "cuda":
+    if cuda:
         torch.cuda.synchronize(device)
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    if device.type == "cuda":
+    if cuda:
         torch.cuda.synchronize(device)
-    return steps * cfg.batch_size / (time.perf_counter() - start)
+    rate = steps * cfg.batch_size / (time.perf_counter() - start)
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None
+    return StepRate(rate, peak)
 
 
 def loader_rate(cfg: TrainConfig, workers: int, batches: int) -> float:
@@ -128,7 +157,7 @@ def main() -> None:
         print(f"train step, DBNet-{args.backbone}, {args.size}px, batch {args.batch}:")
         rates = {}
         for mode in modes:
-            rates[mode] = train_step_rate(cfg, device, mode, args.steps)
+            rates[mode] = train_step_rate(cfg, device, mode, args.steps).images_per_s
             ratio = rates[mode] / rates["fp32"]
             print(f"  {mode:<5} {rates[mode]:8.1f} images/s  ({ratio:.2f}x fp32)")
         print(f"train data loader, {args.size}px, batch {args.batch}, targets included:")
