@@ -88,7 +88,7 @@ class Plan:
 GPU = Plan(
     name="gpu",
     device="cuda",
-    budget_s=450.0,
+    budget_s=420.0,
     data={
         "main": DataSet(96, 640, seed=1),
         "large": DataSet(24, 1280, seed=2),

@@ -37,7 +37,8 @@ __all__ = ["oom_retry", "sweeper_cli", "worker_sweep"]
 
 log = logging.getLogger(__name__)
 
-DEMO_SPEC = Path(__file__).resolve().parents[1] / "studies" / "demo.yaml"
+REPO = Path(__file__).resolve().parents[1]
+DEMO_SPEC = REPO / "studies" / "demo.yaml"
 _STOP_GRACE_S = 20.0
 
 
@@ -57,7 +58,9 @@ def sweeper_cli(
         TimeoutError: it ran past ``timeout_s``.
     """
     command = [sys.executable, "-m", "sweeper", *args]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "120"}
+    # The repository on the path as it is on ours: sweeper need not be installed there.
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1", "COLUMNS": "120"}
     with output.open("w") as sink:
         proc = subprocess.Popen(
             command, stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True
@@ -121,7 +124,11 @@ def _worker(
     args = ["worker", "--study", name, "--storage", url, "--artifacts", str(root / "artifacts")]
     # Leave the section time to read the study and write its table.
     timeout = max(10.0, report.time_left() - 10.0)
-    sweeper_cli([*args, *slots], root / "worker.out", timeout, every_second)
+    try:
+        sweeper_cli([*args, *slots], root / "worker.out", timeout, every_second)
+    finally:  # the children's logs (an out-of-memory retry shows there) go with the run's
+        for path in sorted((root / "artifacts" / "logs").glob("*.log")):
+            log.info("worker log %s:\n%s", path.name, path.read_text(errors="replace").rstrip())
 
 
 def _trials(url: str, name: str) -> list[FrozenTrial]:
@@ -314,6 +321,8 @@ def _starting_point(plan: Plan, ws: Workspace, root: Path, report: SectionReport
     start = time.perf_counter()
     result = fit(cfg)
     seconds = time.perf_counter() - start
+    if plan.device == "cuda":
+        torch.cuda.empty_cache()  # the worker's children need the memory, not this process
     if result.failed or result.best is None:
         raise RuntimeError(f"the starting point did not train: {result.reason}")
     report.note(

@@ -53,8 +53,9 @@ class Skip(Exception):
     """Raised by a section that cannot run here; its message is the reason."""
 
 
-class SectionTimeout(Exception):
-    """Raised inside a section that ran past its time limit."""
+class SectionTimeout(BaseException):
+    """Raised inside a section that ran past its time limit; a BaseException, as
+    KeyboardInterrupt, so the section's own ``except Exception`` does not swallow it."""
 
 
 @dataclass(frozen=True)
