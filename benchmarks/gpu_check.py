@@ -258,11 +258,13 @@ def train_step(plan: Plan, report: SectionReport) -> None:
 
 class WaitedLoader:
     """A data loader as ``train_one_epoch`` iterates it, timing how long each batch was
-    waited for (the workers' start, as every epoch of ``fit`` pays it, included)."""
+    waited for; the first batch's wait (the workers' start, as every epoch of ``fit`` pays
+    it) is also kept apart."""
 
     def __init__(self, loader: DataLoader) -> None:
         self.loader = loader
         self.wait_s = 0.0
+        self.first_s = 0.0
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -277,6 +279,7 @@ class WaitedLoader:
                 return
             finally:
                 self.wait_s += time.perf_counter() - start
+                self.first_s = self.first_s or self.wait_s
             yield batch
             start = time.perf_counter()
 
@@ -330,45 +333,59 @@ def loader(plan: Plan, ws: Workspace, report: SectionReport) -> None:
             "loader alone, img/s",
             "epoch fed by it, img/s",
             "epoch waiting for data",
+            "after its first batch",
             "step alone, img/s",
         ]
     )
+    epochs: list[str] = []
     for run in plan.loader_runs:
+        if report.time_left() < 10:
+            report.check("every setting measured in time", False, f"not {run.px} px")
+            continue
         cfg = train_config(plan, run, ws.dataset(run.data))
         samples = make_splits(cfg.data).train
+        epochs.append(f"{len(samples)} images at {run.px} px")
         step = train_step_rate(
             cfg, torch.device(plan.device), cfg.precision, plan.steps, warm_up=plan.warm_up
         )
         trainer = Trainer(cfg)
         if plan.warm_up:
             trainer.epoch(trainer.loader(samples, max(workers)))
-        batches = max(1, len(samples) // run.batch)
         for w in workers:
             if report.time_left() < 10:
-                report.check("every worker count measured in time", False, f"{run.px} px, {w}")
-                return
-            alone = loader_rate(cfg, w, batches)
+                report.check("every setting measured in time", False, f"not {run.px} px x {w}")
+                break
+            # Two batches a worker at least (epochs over again), so many workers are not
+            # timed on batches they had all prepared at once.
+            alone = loader_rate(cfg, w, batches=max(len(samples) // run.batch, 2 * w))
             waited = WaitedLoader(trainer.loader(samples, w))
             stats = trainer.epoch(waited)
-            share = waited.wait_s / stats.seconds if stats.seconds else 0.0
+            steady = stats.seconds - waited.first_s
             table.add(
                 run.px,
                 run.batch,
                 w,
                 f"{alone:.1f}",
                 f"{stats.images_per_s:.1f}",
-                f"{100 * share:.0f}%",
+                _percent(waited.wait_s, stats.seconds),
+                _percent(waited.wait_s - waited.first_s, steady),
                 f"{step.images_per_s:.1f}",
             )
     report.note(
         f"{cores} cores. Loader alone: persistent workers, the first batch (start-up) not "
         "counted. Epoch: `train_one_epoch` over a loader built as `fit` builds it (workers "
-        "started each epoch, pinned memory on CUDA), precision auto; waiting: time blocked "
-        "on the next batch, the workers' start included. Step alone: synthetic batches."
+        f"started each epoch, pinned memory on CUDA) over the training split "
+        f"({', '.join(epochs)}), "
+        "precision auto. Waiting: time blocked on the next batch, the workers' start "
+        "included; after its first batch: the rest of the epoch. Step alone: synthetic batches."
     )
 
 
 # ---- 5. validation against a training epoch ------------------------------------------
+
+
+def _percent(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.0f}%" if whole > 0 else "-"
 
 
 def _timed(fn: Callable[[], T]) -> tuple[T, float]:
