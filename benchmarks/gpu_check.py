@@ -321,6 +321,10 @@ class Trainer:
         )
 
 
+def _percent(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.0f}%" if whole > 0 else "-"
+
+
 def loader(plan: Plan, ws: Workspace, report: SectionReport) -> None:
     """The loader alone at each worker count, and a training epoch fed by it."""
     cores = os.cpu_count() or 1
@@ -384,10 +388,6 @@ def loader(plan: Plan, ws: Workspace, report: SectionReport) -> None:
 # ---- 5. validation against a training epoch ------------------------------------------
 
 
-def _percent(part: float, whole: float) -> str:
-    return f"{100 * part / whole:.0f}%" if whole > 0 else "-"
-
-
 def _timed(fn: Callable[[], T]) -> tuple[T, float]:
     """``fn()`` and the seconds it took."""
     start = time.perf_counter()
@@ -440,10 +440,10 @@ def validation(plan: Plan, ws: Workspace, report: SectionReport) -> None:
     realistic = infer_s + post_s + hmean_s
     report.note(
         f"{run.px} px, batch {run.batch}, {len(maps)} val maps. One validation pass over the "
-        f"val split ({n_val} images, 25% of the data) costs {eval_s:.2f} s as `fit` ran it, "
-        f"{100 * eval_s / stats.seconds:.0f}% of a training epoch over the train split "
-        f"({n_train} images, {stats.seconds:.2f} s); with half-trained-like maps "
-        f"{realistic:.2f} s, {100 * realistic / stats.seconds:.0f}%."
+        f"val split ({n_val} images, {cfg.data.val_fraction:.0%} of the data) costs "
+        f"{eval_s:.2f} s as `fit` ran it, {_percent(eval_s, stats.seconds)} of a training "
+        f"epoch over the train split ({n_train} images, {stats.seconds:.2f} s); with "
+        f"half-trained-like maps {realistic:.2f} s, {_percent(realistic, stats.seconds)}."
     )
 
 

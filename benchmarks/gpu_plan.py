@@ -71,8 +71,10 @@ class Plan:
     # Validation against a training epoch.
     val_run: Run
     val_workers: int
-    # The out-of-memory retry (CUDA only): a batch that must not fit, then half of it.
+    # The out-of-memory retry: a batch that must not fit, then half of it (on the CPU, the
+    # same study without the out-of-memory).
     oom_run: Run
+    oom_backbone: str
     # The worker sweep: a starting point, then fine-tuning trials of the demo study.
     sweep_backbone: str
     sweep_neck: int
@@ -107,6 +109,7 @@ GPU = Plan(
     val_run=Run(640, 16, "main"),
     val_workers=8,
     oom_run=Run(1280, 8, "large"),
+    oom_backbone="resnet18",
     sweep_backbone="resnet10t",
     sweep_neck=64,
     sweep_px=128,
@@ -136,7 +139,8 @@ REHEARSAL = Plan(
     loader_workers=(1, 2),
     val_run=Run(64, 4, "main"),
     val_workers=1,
-    oom_run=Run(64, 4, "main"),  # not run: the out-of-memory needs CUDA
+    oom_run=Run(64, 4, "main"),
+    oom_backbone="mobilenetv3_small_050",
     sweep_backbone="mobilenetv3_small_050",
     sweep_neck=32,
     sweep_px=64,

@@ -22,7 +22,7 @@ from typing import Any
 import optuna
 import torch
 import yaml
-from gpu_plan import Plan, Workspace, train_config
+from gpu_plan import Plan, Run, Workspace, train_config
 from optuna.trial import FrozenTrial, TrialState
 from sections import SectionReport, Skip
 from train_step import train_step_rate
@@ -159,28 +159,23 @@ def _megabytes(value: float | None) -> str:
 # ---- the out-of-memory retry ----------------------------------------------------------
 
 
-def oom_retry(plan: Plan, ws: Workspace, report: SectionReport) -> None:
-    """A real CUDA out-of-memory at the plan's large size, caught by the worker, retried with
-    half the batch and twice the accumulation, and the trial completed.
+def _step_peak(plan: Plan, device: torch.device, run: Run) -> float:
+    """CUDA peak MB of a training step of the plan's out-of-memory DBNet at ``run``."""
+    cfg = train_config(plan, run, model={"backbone": plan.oom_backbone})
+    rate = train_step_rate(cfg, device, "auto", steps=1, warm_up=1)
+    assert rate.peak_memory_mb is not None
+    return rate.peak_memory_mb
 
-    An H100 holds DBNet-resnet18's batch 8 at 1280 px, so this process first takes the GPU
-    memory the worker must not have: it measures the peak of one training step at batch B
-    and B/2 (as ``fit`` trains: channels-last, precision auto), then holds a ballast that
-    leaves the worker's process room for halfway between the two.
-    """
-    if plan.device != "cuda":
-        raise Skip(
-            "no CUDA device: a real CUDA out-of-memory needs one "
-            "(tests/sweeper/test_oom_retry.py checks the retry with an injected error)"
-        )
+
+def _ballast_bytes(plan: Plan, report: SectionReport) -> int:
+    """How much GPU memory to hold so the worker has room for batch B/2 but not for B."""
     run, half_run = plan.oom_run, replace(plan.oom_run, batch=plan.oom_run.batch // 2)
     device = torch.device("cuda")
     try:
-        big = train_step_rate(train_config(plan, run), device, "auto", 1, None, 1).peak_memory_mb
+        big: float | None = _step_peak(plan, device, run)
     except torch.OutOfMemoryError:
         big = None  # does not fit even the whole GPU: no ballast needed
-    half = train_step_rate(train_config(plan, half_run), device, "auto", 1, None, 1).peak_memory_mb
-    assert half is not None
+    half = _step_peak(plan, device, half_run)
     torch.cuda.empty_cache()
     free, total = torch.cuda.mem_get_info()
     context = total - free - torch.cuda.memory_reserved()  # this process's CUDA context
@@ -190,13 +185,35 @@ def oom_retry(plan: Plan, ws: Workspace, report: SectionReport) -> None:
     facts.add(f"peak at batch {half_run.batch}", _megabytes(half))
     facts.add("a CUDA context (this process's, taken as the worker's)", _megabytes(context / 2**20))
     facts.add("left to the worker: context + halfway between the two", _megabytes(room / 2**20))
+    ballast = max(0, int(free - room))
+    facts.add("held by this check while the worker runs (ballast)", _megabytes(ballast / 2**20))
+    return ballast
+
+
+def oom_retry(plan: Plan, ws: Workspace, report: SectionReport) -> None:
+    """A real CUDA out-of-memory at the plan's large size, caught by the worker, retried with
+    half the batch and twice the accumulation, and the trial completed.
+
+    A GPU of 80 GB or more may well hold DBNet-resnet18's batch 8 at 1280 px, so this
+    process first takes the memory the worker must not have: it measures the peak of one
+    training step at batch B and B/2 (as ``fit`` trains: channels-last, precision auto), then
+    holds a ballast that leaves the worker's process room for halfway between the two. The
+    worker runs on that GPU alone (``--gpus N``, N the first visible one), as one child.
+
+    On the CPU the same study runs its trial (no out-of-memory to be had) and the section
+    is reported skipped, with what it did run.
+    """
+    cuda = plan.device == "cuda"
+    run = plan.oom_run
+    ballast_bytes = _ballast_bytes(plan, report) if cuda else 0
     root = ws.folder("oom")
     name = "gpu-check-oom"
     spec = _demo_spec(
         name,
         {
-            "model": {"backbone": "resnet18"},
-            "data": _data(ws.dataset(run.data), val_fraction=0.25, holdout_fraction=0.0),
+            "model": {"backbone": plan.oom_backbone},
+            # The demo ranks on a holdout split: val and holdout a fifth each, as there.
+            "data": _data(ws.dataset(run.data), val_fraction=0.2, holdout_fraction=0.2),
             "input_size": run.px,
             "batch_size": run.batch,
             "grad_accum_steps": 1,
@@ -207,15 +224,14 @@ def oom_retry(plan: Plan, ws: Workspace, report: SectionReport) -> None:
         pruner={"kind": "none"},
     )
     url, _ = _study(root, spec, report)  # its one trial is the demo's baseline (lr 1e-3)
-    ballast = torch.empty(max(0, int(free - room)), dtype=torch.uint8, device=device)
-    facts.add(
-        "held by this check while the worker runs (ballast)", _megabytes(ballast.numel() / 2**20)
-    )
+    slots = ["--gpus", _visible_gpus()[0]] if cuda else ["--gpus", "cpu", "--procs", "1"]
+    ballast = torch.empty(ballast_bytes, dtype=torch.uint8, device="cuda") if cuda else None
     try:
-        _worker(root, url, name, ["--gpus", "auto", "--n-trials", "1"], report)
+        _worker(root, url, name, [*slots, "--n-trials", "1"], report)
     finally:
         del ballast
-        torch.cuda.empty_cache()
+        if cuda:
+            torch.cuda.empty_cache()
     [trial] = _trials(url, name)
     result = TrialResult.from_attrs(trial.user_attrs)
     retries = trial.user_attrs.get(OOM_RETRIES_ATTR, 0)
@@ -224,7 +240,7 @@ def oom_retry(plan: Plan, ws: Workspace, report: SectionReport) -> None:
         best = root / "artifacts" / result.checkpoint_dir / "best.pt"
         if best.exists():
             saved = TrainConfig.model_validate_json(load_checkpoint(best)["config"])
-    final = (saved.batch_size, saved.grad_accum_steps) if saved else (result.batch_size, None)
+    final = f"{saved.batch_size} x {saved.grad_accum_steps}" if saved else "? (no best.pt)"
     table = report.table(
         ["trial", "state", "oom retries", "batch x accumulation", "epochs", "device", "peak MB"]
     )
@@ -232,7 +248,7 @@ def oom_retry(plan: Plan, ws: Workspace, report: SectionReport) -> None:
         trial.number,
         trial.state.name,
         retries,
-        f"{run.batch} x 1 -> {final[0]} x {final[1] or '?'}",
+        f"{run.batch} x 1 -> {final}",
         result.epochs_run,
         result.device,
         _megabytes(result.peak_memory_mb),
@@ -240,13 +256,19 @@ def oom_retry(plan: Plan, ws: Workspace, report: SectionReport) -> None:
     if FAIL_REASON_ATTR in trial.user_attrs:
         report.note(f"Why it failed: {trial.user_attrs[FAIL_REASON_ATTR]}")
     report.check("the trial completed", trial.state == TrialState.COMPLETE, trial.state.name)
+    if not cuda:
+        raise Skip(
+            "no CUDA device: a real CUDA out-of-memory needs one "
+            "(tests/sweeper/test_oom_retry.py checks the retry with an injected error); "
+            f"rehearsed: the study, the worker and the trial's result ({final})"
+        )
     report.check("it ran out of memory and was retried", retries >= 1, f"{retries} retries")
     report.check(
         "the retry halved the batch and kept the effective batch",
         saved is not None
         and saved.batch_size < run.batch
         and saved.batch_size * saved.grad_accum_steps == run.batch,
-        "no best.pt" if saved is None else f"{saved.batch_size} x {saved.grad_accum_steps}",
+        final,
     )
 
 

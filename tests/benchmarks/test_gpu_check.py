@@ -66,18 +66,21 @@ def test_cpu_rehearsal_runs_every_section_and_says_what_needs_cuda(tmp_path: Pat
     summary = json.loads((out / "summary.json").read_text())
     status = {s["name"]: (s["status"], s["reason"]) for s in summary["sections"]}
     assert list(status) == SECTIONS and summary["pending"] == []
-    assert status.pop("oom_retry") == (
-        "skipped",
+    oom, why = status.pop("oom_retry")
+    assert oom == "skipped" and why.startswith(
         "no CUDA device: a real CUDA out-of-memory needs one "
-        "(tests/sweeper/test_oom_retry.py checks the retry with an injected error)",
+        "(tests/sweeper/test_oom_retry.py checks the retry with an injected error); "
+        "rehearsed: the study, the worker and the trial's result (4 x 1)"
     )
     assert set(status.values()) == {("ok", "")}
 
     blocks = _blocks(report)
     assert list(blocks) == SECTIONS
-    for name in set(SECTIONS) - {"oom_retry"}:  # every section that ran shows its table
+    for name in SECTIONS:  # every section shows its table, the skipped one what it ran
         assert _table_rows(blocks[name]), name
     assert "**skipped**: no CUDA device" in blocks["oom_retry"]
+    [_, oom_trial] = _table_rows(blocks["oom_retry"])
+    assert oom_trial[1:4] == ["COMPLETE", "0", "4 x 1 -> 4 x 1"]
 
     steps = _table_rows(blocks["train_step"])
     assert steps[0][:5] == ["backbone", "px", "batch", "precision", "channels_last"]
@@ -118,6 +121,7 @@ def test_a_failing_section_is_recorded_and_the_next_one_still_runs(tmp_path: Pat
 
     def wrong(report: SectionReport) -> None:
         report.check("the trial completed", False, "FAIL")
+        raise Skip("the rest needs CUDA")  # what did run broke: that is a failure
 
     def fine(report: SectionReport) -> None:
         report.table(["figure"]).add("measured after")
