@@ -59,20 +59,17 @@ from gpu_sweeps import oom_retry, worker_sweep
 from machine import describe
 from sections import LOG, Section, SectionReport, exit_code, run_sections
 from torch.utils.data import DataLoader
-from train_step import loader_rate, train_step_rate
+from train_step import Trainer, loader_rate, train_step_rate
 
-from trainer_core.config import ModelConfig, TrainConfig
-from trainer_core.data import DetectionDataset, Sample, make_splits, seed_worker
+from trainer_core.config import ModelConfig
+from trainer_core.data import Sample, make_splits
 from trainer_core.data.synthetic_maps import synthetic_prob_maps
-from trainer_core.engine import EpochStats, evaluate, prob_maps, train_one_epoch
+from trainer_core.engine import evaluate, prob_maps
 from trainer_core.errors import ConfigError
 from trainer_core.fit import eval_loader
-from trainer_core.loss import DBLoss
 from trainer_core.metrics import detection_metrics
 from trainer_core.model import build_model
-from trainer_core.optim import build_optimizer
 from trainer_core.postprocess import polygons_from_prob, postprocess_config_kwargs
-from trainer_core.precision import resolve_precision
 
 log = logging.getLogger("gpu_check")
 
@@ -284,43 +281,6 @@ class WaitedLoader:
             start = time.perf_counter()
 
 
-class Trainer:
-    """A model, loss, optimizer and scaler that train epochs as ``fit`` does."""
-
-    def __init__(self, cfg: TrainConfig) -> None:
-        self.cfg = cfg
-        self.device = torch.device(cfg.device)
-        self.precision = resolve_precision(cfg.precision, self.device)
-        self.model = build_model(cfg.model).to(self.device)
-        if self.device.type == "cuda":
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.loss = DBLoss(cfg.loss)
-        self.optimizer = build_optimizer(self.model, cfg)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.use_scaler)
-
-    def loader(self, samples: list[Sample], workers: int) -> DataLoader:
-        """Shuffled, augmented training batches with their DB targets, as ``fit`` loads."""
-        return DataLoader(
-            DetectionDataset(samples, self.cfg, train=True),
-            batch_size=self.cfg.batch_size,
-            shuffle=True,
-            num_workers=workers,
-            worker_init_fn=seed_worker,
-            pin_memory=self.device.type == "cuda",
-        )
-
-    def epoch(self, loader: DataLoader | WaitedLoader) -> EpochStats:
-        return train_one_epoch(
-            self.model,
-            self.loss,
-            loader,  # type: ignore[arg-type]
-            self.optimizer,
-            self.scaler,
-            self.precision,
-            self.device,
-        )
-
-
 def _percent(part: float, whole: float) -> str:
     return f"{100 * part / whole:.0f}%" if whole > 0 else "-"
 
@@ -352,7 +312,7 @@ def loader(plan: Plan, ws: Workspace, report: SectionReport) -> None:
         step = train_step_rate(
             cfg, torch.device(plan.device), cfg.precision, plan.steps, warm_up=plan.warm_up
         )
-        trainer = Trainer(cfg)
+        trainer = Trainer(cfg, torch.device(plan.device), cfg.precision)
         if plan.warm_up:
             trainer.epoch(trainer.loader(samples, max(workers)))
         for w in workers:
@@ -400,7 +360,7 @@ def validation(plan: Plan, ws: Workspace, report: SectionReport) -> None:
     run = plan.val_run
     cfg = train_config(plan, run, ws.dataset(run.data), num_workers=plan.val_workers)
     splits = make_splits(cfg.data)
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, torch.device(plan.device), cfg.precision)
     train = trainer.loader(splits.train, plan.val_workers)
     val = eval_loader(splits.val, cfg)
     post = postprocess_config_kwargs(cfg.postprocess)

@@ -276,32 +276,38 @@ def oom_retry(plan: Plan, ws: Workspace, report: SectionReport) -> None:
 
 
 class GpuProcesses:
-    """Which GPU each process had a context on, from ``nvidia-smi`` every second."""
+    """Which GPU each process had a context on, from ``nvidia-smi`` every second.
+
+    Never raises: it samples while a worker runs, and a sampling problem must not stop that
+    worker; it is logged, and the check it feeds is then skipped for want of pids."""
 
     def __init__(self) -> None:
         self.found = shutil.which("nvidia-smi") is not None
         self.seen: dict[int, set[str]] = {}
-        self.index: dict[str, str] = {}  # GPU uuid -> index
-        if self.found:
-            for line in self._query("--query-gpu=index,uuid"):
-                index, uuid = (x.strip() for x in line.split(","))
-                self.index[uuid] = index
+        self.index = {uuid: index for index, uuid in self._rows("--query-gpu=index,uuid")}
+        """GPU uuid -> index."""
 
-    def _query(self, what: str) -> list[str]:
-        out = subprocess.run(
-            ["nvidia-smi", what, "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        return [ln for ln in out.stdout.splitlines() if ln.strip()] if out.returncode == 0 else []
+    def _rows(self, query: str) -> list[tuple[str, str]]:
+        """``nvidia-smi QUERY`` as (first, second) field pairs; none when it cannot say."""
+        if not self.found:
+            return []
+        try:
+            out = subprocess.run(
+                ["nvidia-smi", query, "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
+        except (OSError, subprocess.SubprocessError) as e:
+            log.warning("nvidia-smi %s: %s", query, e)
+            return []
+        fields = [[f.strip() for f in ln.split(",")] for ln in out.stdout.splitlines()]
+        return [(f[0], f[1]) for f in fields if len(f) == 2 and out.returncode == 0]
 
     def sample(self) -> None:
-        if not self.found:
-            return
-        for line in self._query("--query-compute-apps=pid,gpu_uuid"):
-            pid, uuid = (x.strip() for x in line.split(","))
-            self.seen.setdefault(int(pid), set()).add(self.index.get(uuid, uuid))
+        for pid, uuid in self._rows("--query-compute-apps=pid,gpu_uuid"):
+            if pid.isdigit():
+                self.seen.setdefault(int(pid), set()).add(self.index.get(uuid, uuid))
 
 
 def _visible_gpus() -> list[str]:

@@ -1,6 +1,7 @@
 """Training-step and data-loading throughput: does loading starve training?
 
-``train_step_rate`` and ``loader_rate`` are also what ``gpu_check.py`` measures with.
+``Trainer``, ``train_step_rate`` and ``loader_rate`` are also what ``gpu_check.py``
+measures with.
 
 1. Training step (forward, loss, backward, AdamW step) of DBNet-resnet18 at 640x640, for
    fp32 and each AMP mode the device has (fp16 with GradScaler and bf16 on CUDA; bf16 on
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +26,9 @@ from machine import describe
 from torch.utils.data import DataLoader
 
 from trainer_core.config import TrainConfig
-from trainer_core.data import DetectionDataset, make_splits, seed_worker
+from trainer_core.data import DetectionDataset, Sample, make_splits, seed_worker
 from trainer_core.data.synthetic import generate
-from trainer_core.engine import autocast_context
+from trainer_core.engine import EpochStats, autocast_context, train_one_epoch
 from trainer_core.loss import DBLoss
 from trainer_core.model import build_model
 from trainer_core.optim import build_optimizer
@@ -57,6 +59,63 @@ class StepRate:
     """CUDA max allocated from the model's build on; None on the CPU (no per-run figure)."""
 
 
+class Trainer:
+    """A DBNet with its loss, AdamW and GradScaler, set up as ``fit`` sets them up.
+
+    ``channels_last`` None lays the model out as ``fit`` does: channels-last on CUDA only.
+    """
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        device: torch.device,
+        precision: str,
+        channels_last: bool | None = None,
+    ) -> None:
+        self.cfg, self.device = cfg, device
+        self.precision = resolve_precision(precision, device)
+        self.model = build_model(cfg.model).to(device).train()
+        if device.type == "cuda" if channels_last is None else channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.loss = DBLoss(cfg.loss)
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision.use_scaler)
+
+    def step(self, batch: dict[str, torch.Tensor]) -> None:
+        """One full optimizer step on ``batch``."""
+        with autocast_context(self.device, self.precision):
+            out = self.model(batch["image"])
+        loss, _ = self.loss(out, batch)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def loader(self, samples: list[Sample], workers: int) -> DataLoader:
+        """Shuffled, augmented training batches with their DB targets, as ``fit`` loads
+        them (workers started each epoch, pinned memory on CUDA)."""
+        return DataLoader(
+            DetectionDataset(samples, self.cfg, train=True),
+            batch_size=self.cfg.batch_size,
+            shuffle=True,
+            num_workers=workers,
+            worker_init_fn=seed_worker,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    def epoch(self, loader: Iterable[dict[str, torch.Tensor]]) -> EpochStats:
+        """One epoch of ``fit``'s training loop over ``loader`` (anything with a length)."""
+        return train_one_epoch(
+            self.model,
+            self.loss,
+            loader,  # type: ignore[arg-type]
+            self.optimizer,
+            self.scaler,
+            self.precision,
+            self.device,
+        )
+
+
 def train_step_rate(
     cfg: TrainConfig,
     device: torch.device,
@@ -70,35 +129,19 @@ def train_step_rate(
 
     ``channels_last`` None trains as ``fit`` does: channels-last on CUDA, not on the CPU.
     """
-    p = resolve_precision(precision, device)
     cuda = device.type == "cuda"
     if cuda:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
-    model = build_model(cfg.model).to(device).train()
-    if cuda if channels_last is None else channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    loss_fn = DBLoss(cfg.loss)
-    optimizer = build_optimizer(model, cfg)
-    scaler = torch.amp.GradScaler(device.type, enabled=p.use_scaler)
+    trainer = Trainer(cfg, device, precision, channels_last)
     batch = _batch(cfg, device)
-
-    def step() -> None:
-        with autocast_context(device, p):
-            out = model(batch["image"])
-        loss, _ = loss_fn(out, batch)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
-
     for _ in range(warm_up):
-        step()
+        trainer.step(batch)
     if cuda:
         torch.cuda.synchronize(device)
     start = time.perf_counter()
     for _ in range(steps):
-        step()
+        trainer.step(batch)
     if cuda:
         torch.cuda.synchronize(device)
     rate = steps * cfg.batch_size / (time.perf_counter() - start)
