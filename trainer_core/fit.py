@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import platform
 import random
 import resource
 import sys
@@ -37,7 +36,7 @@ from trainer_core.optim import (
 )
 from trainer_core.precision import Precision, resolve_device, resolve_precision
 from trainer_core.run_state import EpochRecord, RunState
-from trainer_core.usage import DeviceUsage, measure_usage
+from trainer_core.usage import DeviceUsage, describe_device, measure_usage
 
 __all__ = [
     "EpochCallback",
@@ -176,12 +175,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.machine()})"
 
 
 def _peak_memory_mb(device: torch.device) -> float:
@@ -460,7 +453,7 @@ def _fit(
         gap_split="holdout" if splits.holdout else "train",
         gap_metrics=gap_metrics,
         peak_memory_mb=_peak_memory_mb(device),
-        device=_device_name(device),
+        device=describe_device(device),
         precision=precision.name,
         checkpoint_dir=out_dir,
         batch_size=cfg.batch_size,

@@ -48,6 +48,13 @@ class DeviceUsage:
     samples: int = 0
 
 
+def describe_device(device: torch.device) -> str:
+    """The device's name as results show it: the GPU's model, or ``cpu (x86_64)``."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.machine()})"
+
+
 class UsageSampler:
     """Samples one CUDA device through NVML in a daemon thread; :meth:`stop` summarises."""
 
@@ -92,9 +99,9 @@ class UsageSampler:
             self._thread = None
             self._sample()
         device = self.device
+        name = describe_device(device)
         if device.type != "cuda":
-            return DeviceUsage("cpu", f"cpu ({platform.machine()})", "cpu")
-        name = torch.cuda.get_device_name(device)
+            return DeviceUsage("cpu", name, "cpu")
         torch_peak = torch.cuda.max_memory_reserved(device) / 2**20
         if self._handle is None:
             return DeviceUsage("cuda", name, "torch", None, torch_peak)

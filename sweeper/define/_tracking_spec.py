@@ -21,14 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = [
-    "TRACKERS",
-    "MlflowTracking",
-    "TensorboardTracking",
-    "TrackingSpec",
-    "WandbTracking",
-    "missing_tracker_extra",
-]
+from sweeper.errors import SpecError
 
 
 class _Strict(BaseModel):
@@ -104,3 +97,43 @@ def missing_tracker_extra(tracking: TrackingSpec) -> str | None:
                 f"uv sync --extra {kind} (or pip install 'sweeper[{kind}]')"
             )
     return None
+
+
+def tracking_from_flags(flags: list[str]) -> TrackingSpec | None:
+    """``sweeper train --track`` values as a tracking section; None for no flag.
+
+    Each flag is ``wandb[:PROJECT]`` (mode from ``$WANDB_MODE``, else online),
+    ``mlflow[:TRACKING_URI]`` (default ``sqlite:///mlflow.db``) or
+    ``tensorboard[:LOG_DIR]`` (default ``tensorboard``); relative folders are under the
+    current directory.
+
+    Raises:
+        SpecError: an unknown tracker, or one named twice.
+
+    Example:
+        >>> tracking_from_flags(["tensorboard:runs"]).tensorboard.log_dir
+        'runs'
+    """
+    if not flags:
+        return None
+    section: dict[str, dict[str, str]] = {}
+    for flag in flags:
+        kind, _, value = flag.partition(":")
+        if kind not in TRACKERS:
+            raise SpecError(
+                f"--track {flag!r}: use wandb[:PROJECT], mlflow[:TRACKING_URI] or "
+                "tensorboard[:LOG_DIR]"
+            )
+        if kind in section:
+            raise SpecError(f"--track {kind}: named twice")
+        field, default = _FLAG_FIELDS[kind]
+        section[kind] = {field: value or default}
+    return TrackingSpec.model_validate(section)
+
+
+_FLAG_FIELDS = {
+    "wandb": ("project", "sweeper"),
+    "mlflow": ("tracking_uri", "sqlite:///mlflow.db"),
+    "tensorboard": ("log_dir", "tensorboard"),
+}
+"""What ``--track KIND:VALUE`` sets, and its value when only the kind is given."""

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from sweeper.define._tracking_spec import (
+from sweeper.define import (
     MlflowTracking,
     TensorboardTracking,
     Tracker,
@@ -39,18 +39,6 @@ from sweeper.define._tracking_spec import (
     WandbTracking,
 )
 from trainer_core.run_state import EpochRecord
-
-__all__ = [
-    "Backend",
-    "MlflowBackend",
-    "RunInfo",
-    "TensorboardBackend",
-    "TrackedRun",
-    "WandbBackend",
-    "epoch_metrics",
-    "flatten",
-    "open_trackers",
-]
 
 log = logging.getLogger(__name__)
 
@@ -394,7 +382,9 @@ class TrackedRun:
             guarded.submit(lambda g=guarded: g.backend.log_epoch(record.epoch, metrics))
 
     def finish(self, summary: Mapping[str, Any], tags: Sequence[str], state: str) -> None:
-        """Close every run, waiting at most ``timeout_s`` in all for the trackers."""
+        """Close every run with ``tags`` besides the start's, waiting at most ``timeout_s``
+        in all for the trackers."""
+        tags = list(dict.fromkeys([*self.info.tags, *tags]))  # a resumed run gets the start's
         for guarded in self._guarded:
             guarded.submit(lambda g=guarded: g.backend.finish(summary, tags, state))
             guarded.close()

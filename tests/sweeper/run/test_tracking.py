@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from sweeper.define._tracking_spec import (
+from sweeper.define import (
     MlflowTracking,
     TensorboardTracking,
     Tracker,
