@@ -56,7 +56,9 @@ def _value(params: dict, epoch: int) -> float:
     return min(0.99, params["lr"] * 500 * epoch / EPOCHS + params["weight_decay"] * 100)
 
 
-def noop_fit(config: TrainConfig, *, on_epoch_end=None, on_step=None, resume=False) -> FitResult:
+def noop_fit(
+    config: TrainConfig, *, on_epoch_end=None, on_step=None, resume=False, timing=None
+) -> FitResult:
     """Stands in for training: reports 10 epochs, returns a result with every field set."""
     params = {"lr": config.optimizer.lr, "weight_decay": config.optimizer.weight_decay}
     history = []

@@ -19,6 +19,7 @@ __all__ = [
     "RESUME_REFUSED_ATTR",
     "SCHEMA_ATTR",
     "SPEC_ATTR",
+    "TRACKING_RUNS_ATTR",
     "TUNED_ATTR",
     "TUNED_ATTR_PREFIX",
     "UUID_ATTR",
@@ -95,3 +96,7 @@ VERIFY_SOURCE_ATTR = "verify_source"
 
 TUNED_ATTR = "sweeper.tuned"
 """Study attribute of a post-processing search: what it found (:class:`TunedPostprocess`)."""
+
+TRACKING_RUNS_ATTR = "tracking_runs"
+"""The trial's runs in the spec's trackers, ``{"wandb": id, "mlflow": id, "tensorboard":
+folder}``: a retry copies it and continues those runs instead of starting new ones."""

@@ -37,7 +37,15 @@ from storage import (
     redact,
     resolve_url,
 )
-from sweeper.define import StudySpec, create_study, delete_sweep, load_spec, load_study, study_key
+from sweeper.define import (
+    StudySpec,
+    create_study,
+    delete_sweep,
+    load_spec,
+    load_study,
+    study_key,
+    tracking_from_flags,
+)
 from sweeper.errors import EXIT_BAD_INPUT, EXIT_FAILED, SpecError, StudyError
 from sweeper.paths import DEFAULT_ARTIFACTS
 from sweeper.rank import Rule, list_studies, study_status
@@ -200,7 +208,7 @@ def create_study_cmd(
     out.print(
         f"study {study.study_name} ready in {redact(url)}: "
         f"search space {', '.join(spec.search_space)}; baselines queued: {len(spec.baselines)}; "
-        f"budget: {spec.budget.n_trials} trials",
+        f"budget: {spec.budget.describe()}",
         markup=False,
         soft_wrap=True,
     )
@@ -291,11 +299,21 @@ def train_cmd(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="output directory (default: the config's)")
     ] = None,
+    track: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--track",
+            help="report to wandb[:PROJECT], mlflow[:TRACKING_URI] or tensorboard[:LOG_DIR]",
+        ),
+    ] = None,
 ) -> None:
     """Train one model without a study: the "retrain the winner" step."""
     from sweeper.run import run_training  # torch loads only for commands that train
 
-    result = run_training(config, overrides, resume=resume, out=out_dir, console=out)
+    tracking = tracking_from_flags(track or [])
+    result = run_training(
+        config, overrides, resume=resume, out=out_dir, console=out, tracking=tracking
+    )
     if result.failed:
         raise typer.Exit(EXIT_FAILED)
 

@@ -6,7 +6,7 @@ import math
 
 import yaml
 
-__all__ = ["compact", "human_bytes", "number", "one_line", "percent"]
+__all__ = ["compact", "human_bytes", "number", "one_line", "percent", "time_split"]
 
 
 def percent(value: float | None, signed: bool = False) -> str:
@@ -14,6 +14,18 @@ def percent(value: float | None, signed: bool = False) -> str:
     if value is None or math.isnan(value):
         return "-"
     return f"{100 * value:+.2f}" if signed else f"{100 * value:.2f}"
+
+
+def time_split(training: float, evaluation: float, overhead: float) -> str:
+    """Where time (or device-seconds) went, in shares of the three's sum.
+
+    Example:
+        >>> time_split(81.0, 12.0, 7.0)
+        'training 81%, evaluation 12%, overhead 7%'
+    """
+    total = (training + evaluation + overhead) or 1.0
+    parts = (("training", training), ("evaluation", evaluation), ("overhead", overhead))
+    return ", ".join(f"{name} {100 * part / total:.0f}%" for name, part in parts)
 
 
 def compact(value: object) -> str:

@@ -13,14 +13,114 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from sweeper.text import percent
+from sweeper.text import percent, time_split
 
 __all__ = [
     "METRIC_ATTRS",
     "RESULT_ATTRS",
+    "TrialCost",
     "TrialResult",
+    "own_cost",
     "penalized_score",
 ]
+
+
+@dataclass(frozen=True)
+class TrialCost:
+    """What one trial's own attempt spent on its slot (the ledger, ``sweeper.run._cost``).
+
+    ``device_s`` is the attempt's wall time times the devices its slot holds (one GPU, a
+    share of one, or one CPU process); the three ``*_device_s`` split it into training,
+    evaluation and overhead (model build, checkpoints, result writes, pictures) and add up
+    to it. ``epoch_device_s`` is each epoch's cost by epoch number (JSON keys are text).
+    The device figures are None where nothing measured them (no NVML, or a CPU).
+
+    A retry copies its failed predecessor's attributes, cost included: ``trial`` says whose
+    attempt a cost is, so a copy is never counted twice (:func:`own_cost`). Costs add up
+    (``a + b``) along a retry chain.
+    """
+
+    trial: int
+    kind: str
+    """``cuda`` or ``cpu``."""
+    devices: float
+    wall_s: float
+    device_s: float
+    training_device_s: float
+    evaluation_device_s: float
+    overhead_device_s: float
+    device_name: str | None = None
+    utilization_pct: float | None = None
+    """Mean GPU utilisation, 0-100 (NVML)."""
+    peak_memory_mb: float | None = None
+    """Peak GPU memory of the trial's process (NVML, else torch)."""
+    epoch_device_s: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def zero(cls) -> TrialCost:
+        """Nothing spent: the start of a sum."""
+        return cls(-1, "cpu", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+    def __add__(self, other: TrialCost) -> TrialCost:
+        """Two attempts of one chain (or any two costs) together.
+
+        The device figures keep the latest attempt's name, the peak of the peaks and the
+        utilisation averaged by device-seconds; epochs trained twice (a resume repeats
+        none, a restart from scratch may) add up.
+        """
+        utils = [(c.utilization_pct, c.device_s) for c in (self, other) if c.utilization_pct]
+        weight = sum(w for _, w in utils)
+        peaks = [c.peak_memory_mb for c in (self, other) if c.peak_memory_mb is not None]
+        epochs = dict(self.epoch_device_s)
+        for epoch, seconds in other.epoch_device_s.items():
+            epochs[epoch] = round(epochs.get(epoch, 0.0) + seconds, 3)
+        total = self.device_s + other.device_s
+        wall = self.wall_s + other.wall_s
+        return TrialCost(
+            trial=max(self.trial, other.trial),
+            kind="cuda" if "cuda" in (self.kind, other.kind) else "cpu",
+            devices=total / wall if wall else other.devices,
+            wall_s=round(wall, 3),
+            device_s=round(total, 3),
+            training_device_s=round(self.training_device_s + other.training_device_s, 3),
+            evaluation_device_s=round(self.evaluation_device_s + other.evaluation_device_s, 3),
+            overhead_device_s=round(self.overhead_device_s + other.overhead_device_s, 3),
+            device_name=other.device_name or self.device_name,
+            utilization_pct=round(sum(u * w for u, w in utils) / weight, 1) if weight else None,
+            peak_memory_mb=max(peaks) if peaks else None,
+            epoch_device_s=epochs,
+        )
+
+    def describe(self) -> str:
+        """One line: ``0.0123 GPU-h (training 81%, evaluation 12%, overhead 7%) · NAME ...``."""
+        unit = "GPU-h" if self.kind == "cuda" else "device-h"
+        split = time_split(self.training_device_s, self.evaluation_device_s, self.overhead_device_s)
+        facts = [
+            f"{self.device_s / 3600:.3g} {unit} ({split})",
+            self.device_name,
+            f"util {self.utilization_pct:g}%" if self.utilization_pct is not None else None,
+            f"GPU peak {self.peak_memory_mb:g} MB" if self.peak_memory_mb is not None else None,
+        ]
+        return " · ".join(f for f in facts if f)
+
+    @classmethod
+    def from_attr(cls, value: Any) -> TrialCost | None:
+        """The cost stored as a dict, or None for anything that is not one."""
+        if isinstance(value, TrialCost):
+            return value
+        if not isinstance(value, Mapping):
+            return None
+        try:
+            return cls(**value)
+        except TypeError:
+            return None  # written by another version of the ledger
+
+
+def own_cost(number: int, attrs: Mapping[str, Any]) -> TrialCost | None:
+    """Trial ``number``'s own cost from its attributes; None where it has none, or only
+    the copy a retry inherited from the trial before it."""
+    cost = TrialCost.from_attr(attrs.get("cost"))
+    return cost if cost is not None and cost.trial == number else None
 
 
 def _metric() -> Any:
@@ -61,6 +161,8 @@ class TrialResult:
     score: float | None = _metric()
     """The penalized score with the spec's penalty and tolerance when the trial ran."""
     best_epoch: int | None = None
+    cost: TrialCost | None = None
+    """What this trial's own attempt spent (its retry chain's is the sum of its members')."""
 
     @property
     def scored(self) -> bool:
@@ -77,11 +179,13 @@ class TrialResult:
             raise ValueError("the trial has no val H-mean and gap to score")
         return penalized_score(self.val_hmean, self.gap, penalty, tolerance)
 
-    def note(self) -> str:
+    def note(self, chain_cost: TrialCost | None = None) -> str:
         """The trial's results as Markdown, for its note in optuna-dashboard.
 
         Figures in percentage points, as ``sweeper rank`` prints them; the gap row says
-        how much val overstates each of P, R and H on the split no one selected on.
+        how much val overstates each of P, R and H on the split no one selected on. The
+        last line is the cost: ``chain_cost`` (a retried or resumed trial's, with its
+        predecessors) where given, else its own.
         """
         facts = [
             f"{self.stop_reason or 'no stop reason'} after {self.epochs_run} epoch(s)",
@@ -92,6 +196,10 @@ class TrialResult:
             f"peak {self.peak_memory_mb:g} MB" if self.peak_memory_mb is not None else None,
         ]
         lines = [" · ".join(f for f in facts if f)]
+        cost = chain_cost or self.cost
+        if cost is not None:
+            chained = " (its retry chain)" if chain_cost is not None else ""
+            lines.append(f"\ncost{chained}: {cost.describe()}")
         if self.scored:
             split = self.gap_split or "gap split"
             val = (self.val_precision, self.val_recall, self.val_hmean)
@@ -118,8 +226,15 @@ class TrialResult:
 
     @classmethod
     def from_attrs(cls, attrs: Mapping[str, Any]) -> TrialResult:
-        """Read it back from a trial's user attributes; other attributes are ignored."""
-        return cls(**{name: attrs[name] for name in RESULT_ATTRS if name in attrs})
+        """Read it back from a trial's user attributes; other attributes are ignored.
+
+        The cost read back is whatever the attributes hold, a retry's inherited copy
+        included; :func:`own_cost` tells the two apart.
+        """
+        values = {name: attrs[name] for name in RESULT_ATTRS if name in attrs}
+        if "cost" in values:
+            values["cost"] = TrialCost.from_attr(values["cost"])
+        return cls(**values)
 
 
 def _row(label: str, values: tuple[float | None, ...], signed: bool = False) -> str:

@@ -7,13 +7,14 @@ Non-finite losses and CUDA out-of-memory end the run as a failed result, never a
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import platform
 import random
 import resource
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -35,11 +36,13 @@ from trainer_core.optim import (
 )
 from trainer_core.precision import Precision, resolve_device, resolve_precision
 from trainer_core.run_state import EpochRecord, RunState
+from trainer_core.usage import DeviceUsage, describe_device, measure_usage
 
 __all__ = [
     "EpochCallback",
     "EpochRecord",
     "FitResult",
+    "RunTiming",
     "eval_loader",
     "fit",
     "gap_samples",
@@ -52,6 +55,63 @@ Status = Literal["completed", "early_stopped", "stopped", "failed"]
 
 EpochCallback = Callable[[int, EpochRecord], bool]
 """Called after every evaluated epoch (1-based); returning True stops the run."""
+
+Phase = Literal["training", "evaluation", "overhead"]
+
+
+@dataclass
+class RunTiming:
+    """Where one ``fit`` call's wall time went, in seconds of a monotonic clock.
+
+    ``training`` is the passes over the training data, ``evaluation`` validation and the
+    gap split, ``overhead`` everything else (data and model set-up, checkpoint loads and
+    writes, callbacks). The three add up to the call's wall time. Filled in as the run goes,
+    so a caller whose callback interrupts the run still knows what it spent.
+    """
+
+    training_s: float = 0.0
+    evaluation_s: float = 0.0
+    overhead_s: float = 0.0
+    _mark: float = field(default_factory=time.perf_counter, repr=False, compare=False)
+
+    @property
+    def wall_s(self) -> float:
+        return self.training_s + self.evaluation_s + self.overhead_s
+
+    def totals(self) -> tuple[float, float, float]:
+        """(training, evaluation, overhead) so far."""
+        return self.training_s, self.evaluation_s, self.overhead_s
+
+    def since(self, before: tuple[float, float, float]) -> tuple[float, float, float]:
+        """(training, evaluation, overhead) booked since :meth:`totals` returned ``before``."""
+        t, e, o = before
+        return self.training_s - t, self.evaluation_s - e, self.overhead_s - o
+
+    def restart(self) -> None:
+        """Count from now (the totals stay)."""
+        self._mark = time.perf_counter()
+
+    def book(self, phase: Phase) -> float:
+        """Book the time since the last booking to ``phase``; return it."""
+        now = time.perf_counter()
+        seconds, self._mark = now - self._mark, now
+        if phase == "training":
+            self.training_s += seconds
+        elif phase == "evaluation":
+            self.evaluation_s += seconds
+        else:
+            self.overhead_s += seconds
+        return seconds
+
+    @contextlib.contextmanager
+    def booking(self, phase: Phase) -> Iterator[None]:
+        """The time before the block is overhead; the block's is ``phase``'s, even when
+        it raises."""
+        self.book("overhead")
+        try:
+            yield
+        finally:
+            self.book(phase)
 
 
 @dataclass
@@ -73,6 +133,10 @@ class FitResult:
     val_predictions: list[list[np.ndarray]] | None = None
     """Polygons per validation image at the best epoch, original coordinates (resumed
     runs whose best epoch came before the resume have None)."""
+    timing: RunTiming | None = None
+    """This call's time split (a resumed run's earlier calls are in its history only)."""
+    usage: DeviceUsage | None = None
+    """The device's name, mean utilisation and peak memory, as measured."""
 
     @property
     def failed(self) -> bool:
@@ -111,12 +175,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.machine()})"
 
 
 def _peak_memory_mb(device: torch.device) -> float:
@@ -231,11 +289,17 @@ def _evaluate(
 
 
 def _epoch_record(
-    epoch: int, lr: float, stats: EpochStats, metrics: DetectionMetrics | None
+    epoch: int,
+    lr: float,
+    stats: EpochStats,
+    metrics: DetectionMetrics | None,
+    seconds: tuple[float, float, float],
 ) -> EpochRecord:
-    """The history entry of an epoch, with its val metrics where it was evaluated."""
+    """The history entry of an epoch, with its val metrics where it was evaluated and its
+    (training, evaluation, overhead) ``seconds``."""
     val = (metrics.precision, metrics.recall, metrics.hmean) if metrics else (None, None, None)
-    return EpochRecord(epoch, stats.loss, lr, stats.seconds, stats.images_per_s, *val)
+    train_s, eval_s, overhead_s = seconds
+    return EpochRecord(epoch, stats.loss, lr, train_s, stats.images_per_s, *val, eval_s, overhead_s)
 
 
 def _stop_reason(
@@ -260,6 +324,7 @@ def fit(
     on_epoch_end: EpochCallback | None = None,
     on_step: StepFn | None = None,
     resume: bool = False,
+    timing: RunTiming | None = None,
 ) -> FitResult:
     """Train a DBNet as ``config`` says; evaluate; keep the best epoch; score the gap split.
 
@@ -275,6 +340,9 @@ def fit(
             which they sum, so even two uninterrupted runs differ in the last bits. Batch size
             and accumulation may change on resume (the out-of-memory retry does); the cosine
             is placed by epochs trained and still ends at ``eta_min`` at ``T_max``.
+        timing: where to add up this call's time split (a new one if None); the result
+            carries it too, but a caller stopped by an exception from its own callback
+            finds it only here.
 
     Returns:
         A :class:`FitResult`; failures (non-finite loss, out of memory) are results too.
@@ -287,9 +355,26 @@ def fit(
         >>> result = fit(load_train_config(Path("best.yaml")))  # doctest: +SKIP
         >>> result.best.hmean, result.gap  # doctest: +SKIP
     """
-    cfg = config
+    timing = RunTiming() if timing is None else timing
+    timing.restart()
+    device = resolve_device(config.device)
+    with measure_usage(device) as sampler:
+        result = _fit(config, device, on_epoch_end, on_step, resume, timing)
+        usage = sampler.stop()
+    timing.book("overhead")
+    return replace(result, timing=timing, usage=usage)
+
+
+def _fit(
+    cfg: TrainConfig,
+    device: torch.device,
+    on_epoch_end: EpochCallback | None,
+    on_step: StepFn | None,
+    resume: bool,
+    timing: RunTiming,
+) -> FitResult:
+    """The body of :func:`fit`, on a resolved device, booking its time on ``timing``."""
     seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
     out_dir = Path(cfg.output_dir)
     splits = make_splits(cfg.data)
@@ -310,6 +395,7 @@ def fit(
         log.info("resumed from %s at epoch %d", last_path, run.epoch + 1)
     steps_per_epoch = optimizer_steps_per_epoch(len(train_loader), cfg.grad_accum_steps)
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch, epochs_done=run.epoch)
+    timing.book("overhead")  # set-up: data, model, resume; the epochs' own time starts here
 
     status: Status = "completed"
     reason = f"trained {cfg.epochs} epochs"
@@ -322,12 +408,17 @@ def fit(
         lr = optimizer.param_groups[0]["lr"]  # the head's: backbone_lr_mult does not apply
         evaluated = epoch % cfg.eval_every == 0 or epoch == cfg.epochs
         metrics = preds = None
+        before = timing.totals()
         try:
-            stats = _train_epoch(
-                run, scheduler, loss_fn, train_loader, cfg, precision, device, on_step
-            )
+            with timing.booking("training"):
+                stats = _train_epoch(
+                    run, scheduler, loss_fn, train_loader, cfg, precision, device, on_step
+                )
             if evaluated:
-                metrics, preds = _evaluate(model, val_loader, splits.val, cfg, precision, device)
+                with timing.booking("evaluation"):
+                    metrics, preds = _evaluate(
+                        model, val_loader, splits.val, cfg, precision, device
+                    )
         except NonFiniteLoss as e:
             status, reason = "failed", f"non-finite loss ({e})"
             break
@@ -336,7 +427,7 @@ def fit(
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             break
-        record = _epoch_record(epoch, lr, stats, metrics)
+        record = _epoch_record(epoch, lr, stats, metrics, timing.since(before))
         if run.end_epoch(record, metrics, cfg.early_stopping.min_delta):
             best_preds = preds
             run.save_best(best_path)
@@ -351,7 +442,8 @@ def fit(
         run.load_weights(best_path)
         gap_set = gap_samples(cfg, splits.train, splits.holdout)
         gap_loader = eval_loader(gap_set, cfg)
-        gap_metrics, _ = _evaluate(model, gap_loader, gap_set, cfg, precision, device)
+        with timing.booking("evaluation"):
+            gap_metrics, _ = _evaluate(model, gap_loader, gap_set, cfg, precision, device)
     return FitResult(
         status=status,
         reason=reason,
@@ -361,7 +453,7 @@ def fit(
         gap_split="holdout" if splits.holdout else "train",
         gap_metrics=gap_metrics,
         peak_memory_mb=_peak_memory_mb(device),
-        device=_device_name(device),
+        device=describe_device(device),
         precision=precision.name,
         checkpoint_dir=out_dir,
         batch_size=cfg.batch_size,

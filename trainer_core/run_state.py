@@ -37,7 +37,14 @@ def resume_problem(state: dict[str, Any]) -> str | None:
 
 @dataclass(frozen=True)
 class EpochRecord:
-    """One epoch of history; the val fields are None on epochs that were not evaluated."""
+    """One epoch of history; the val fields are None on epochs that were not evaluated.
+
+    Its time is split three ways, on a monotonic clock: ``seconds`` training,
+    ``eval_seconds`` validating, ``overhead_seconds`` the rest of the epoch's wall time (the
+    previous epoch's checkpoint writes and callback, loader start-up). An epoch runs from
+    the end of the previous one's validation to the end of its own, so the epochs' times
+    add up to the loop's. Checkpoints written before these were measured read back None.
+    """
 
     epoch: int
     train_loss: float
@@ -47,6 +54,15 @@ class EpochRecord:
     precision: float | None = None
     recall: float | None = None
     hmean: float | None = None
+    eval_seconds: float | None = None
+    overhead_seconds: float | None = None
+
+    @property
+    def wall_seconds(self) -> float | None:
+        """Training + evaluation + overhead, or None for an epoch that was not timed."""
+        if self.eval_seconds is None or self.overhead_seconds is None:
+            return None
+        return self.seconds + self.eval_seconds + self.overhead_seconds
 
 
 @dataclass

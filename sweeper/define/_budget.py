@@ -9,6 +9,13 @@ Two workers can pass :func:`budget_left` at the same instant, so the check that 
 made after the trial exists (:func:`claim_budget`): chains are ordered by their first trial's
 number, which the storage hands out uniquely, and a trial whose chain comes after the
 first ``n_trials`` counting chains is given back. Exactly ``n_trials`` chains run.
+
+``budget.gpu_hours`` is counted from the trials' cost ledgers (:func:`spent_device_s`, what
+every trial recorded, at each epoch's end and at its own end): once the study has spent it,
+no new chain starts, and a new chain's first trial that begins past it, because another
+worker passed :func:`budget_left` a moment before the spending crossed the line, is given
+back untrained like one past ``n_trials``. A retry continues a chain that already started,
+so it still runs.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from optuna.trial import FrozenTrial, TrialState
 from storage import retried_numbers, retry_root, set_trial_user_attrs
 from sweeper.attrs import FAIL_REASON_ATTR, OVER_BUDGET_ATTR
 from sweeper.define._spec import StudySpec
+from sweeper.trial_result import own_cost
 
 
 class OverBudget(Exception):
@@ -34,6 +42,18 @@ def given_back(trial: FrozenTrial) -> bool:
     Such a trial is not a failure of the sweep: nothing counts, ranks or reports it as one.
     """
     return bool(trial.user_attrs.get(OVER_BUDGET_ATTR))
+
+
+def spent_device_s(trials: Iterable[FrozenTrial]) -> float:
+    """Device-seconds the trials recorded, each its own attempt (a retry's inherited copy of
+    its predecessor's cost is not counted twice)."""
+    return sum(c.device_s for t in trials if (c := own_cost(t.number, t.user_attrs)) is not None)
+
+
+def _gpu_hours_spent(trials: list[FrozenTrial], spec: StudySpec) -> bool:
+    """Whether ``budget.gpu_hours`` is set and the trials have spent it."""
+    hours = spec.budget.gpu_hours
+    return hours is not None and spent_device_s(trials) >= hours * 3600
 
 
 def _counting_roots(trials: Iterable[FrozenTrial]) -> set[int]:
@@ -74,7 +94,7 @@ def budget_left(study: optuna.Study, spec: StudySpec) -> bool | None:
     elapsed = (datetime.datetime.now() - min(starts)).total_seconds() if starts else 0.0
     if budget.timeout_s is not None and elapsed > budget.timeout_s:
         return False
-    if len(_counting_roots(trials)) < budget.n_trials:
+    if len(_counting_roots(trials)) < budget.n_trials and not _gpu_hours_spent(trials, spec):
         return True
     return None if TrialState.RUNNING in states else False
 
@@ -92,10 +112,14 @@ def claim_budget(trial: optuna.Trial, spec: StudySpec) -> None:
     root = retry_root(me)
     before = {r for r in _counting_roots(trials) if r < root}
     n = spec.budget.n_trials
-    if len(before) < n:
+    if len(before) >= n:
+        spent = f"{n} trials were already started"
+    elif root == me.number and _gpu_hours_spent(trials, spec):
+        spent = f"the study had spent its {spec.budget.gpu_hours:g} GPU-hours"
+    else:
         return
     reason = (
-        f"over budget: {n} trials were already started when this one began "
+        f"over budget: {spent} when this one began "
         "(another worker passed the budget check at the same moment); given back, not trained"
     )
     set_trial_user_attrs(trial, {OVER_BUDGET_ATTR: True, FAIL_REASON_ATTR: reason})

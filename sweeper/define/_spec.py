@@ -11,12 +11,13 @@ A spec is YAML with these sections (unknown keys are errors everywhere)::
     sampler: {seed: 0, n_startup_trials: 10, multivariate: true}   # TPE
     pruner: {min_resource: 2, reduction_factor: 3}                 # Hyperband, in epochs
                                       # (kind: hyperband, successive_halving or none)
-    budget: {n_trials: 60, timeout_s: 86400}
+    budget: {n_trials: 60, timeout_s: 86400, gpu_hours: 120}          # first reached
     retries: {max_retries: 2}
     ranking: {gap_source: holdout, penalty: 1.0, tolerance: 0.005}
     baselines: [{lr: 3.85e-4, T_max: 22, ...}]                     # enqueued first
     postprocess_search: {thresh: {low: 0.2, high: 0.4, step: 0.01}}  # tune-postprocess
     retention: {keep_pruned: 3, top_k: 10, outside_top: none}      # checkpoints kept
+    tracking: {wandb: {project: receipts, mode: offline}}           # or mlflow, tensorboard
     base: {...}                       # a trainer_core TrainConfig
 
 Search-space names are dotted TrainConfig paths (``optimizer.backbone_lr_mult``) or the
@@ -39,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from storage import HeartbeatSettings
 from sweeper.define._brackets import brackets, ideal_saving, rungs
 from sweeper.define._spec_rules import check_rules, t_max_warning
+from sweeper.define._tracking_spec import TrackingSpec
 from sweeper.errors import SpecError
 from trainer_core.config import TrainConfig, apply_overrides, format_validation_error
 from trainer_core.config_paths import numeric_kind
@@ -163,10 +165,25 @@ class PrunerSpec(_Strict):
 
 
 class BudgetSpec(_Strict):
-    """When the sweep stops: after n_trials finished trials or timeout_s, first reached."""
+    """When the sweep stops: after n_trials trials, timeout_s or gpu_hours, first reached."""
 
     n_trials: int = Field(ge=1)
     timeout_s: float | None = Field(None, gt=0, description="wall-clock limit; None = none")
+    gpu_hours: float | None = Field(
+        None,
+        gt=0,
+        description="device-hours the trials may spend (their cost ledgers; a CPU process "
+        "counts as one device); None = no limit",
+    )
+
+    def describe(self) -> str:
+        """``60 trials, 120 GPU-hours, 86400 s``: the limits that are set."""
+        parts = [f"{self.n_trials} trials"]
+        if self.gpu_hours is not None:
+            parts.append(f"{self.gpu_hours:g} GPU-hours")
+        if self.timeout_s is not None:
+            parts.append(f"{self.timeout_s:g} s")
+        return ", ".join(parts)
 
 
 class RetriesSpec(_Strict):
@@ -258,6 +275,7 @@ class StudySpec(_Strict):
     baselines: list[dict[str, Any]] = []
     postprocess_search: PostprocessSearchSpec = Field(default_factory=PostprocessSearchSpec)
     retention: RetentionSpec = RetentionSpec()
+    tracking: TrackingSpec | None = None
     base: TrainConfig
 
     @field_validator("name")

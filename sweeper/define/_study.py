@@ -29,7 +29,8 @@ from sweeper.attrs import (
     VERIFY_OF_ATTR,
 )
 from sweeper.define._spec import SCHEMA_VERSION, StudySpec, parse_spec
-from sweeper.errors import StudyError
+from sweeper.define._tracking_spec import missing_tracker_extra
+from sweeper.errors import SpecError, StudyError
 from sweeper.paths import remove_study_files, safe_component
 
 METRIC_NAME = "score"
@@ -102,10 +103,13 @@ def create_study(spec: StudySpec, storage: BaseStorage, exist_ok: bool = False) 
 
     Raises:
         StudyError: the name is taken (by a different spec, or without ``exist_ok``).
+        SpecError: the spec names a tracker whose client (an extra) is not installed.
 
     Example:
         >>> study = create_study(load_spec("studies/demo.yaml"), open_storage())  # doctest: +SKIP
     """
+    if spec.tracking is not None and (missing := missing_tracker_extra(spec.tracking)):
+        raise SpecError(missing)
     try:
         study = optuna.create_study(
             storage=storage,

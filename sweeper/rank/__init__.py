@@ -10,6 +10,7 @@ _exports.add("_progress", "study_status")
 _exports.add("_ranking", "PrunedTrial", "RankedTrial", "Ranking", "best_trial", "export_best")
 _exports.add("_ranking", "rank_study")
 _exports.add("_rules", "RULES", "Rule", "rule_value")
+_exports.add("_spend", "NEAR_BEST", "SweepCost", "chain_costs", "sweep_cost")
 _exports.add("_pruning_savings", "PruningSaving", "pruning_saving")
 _exports.add(
     "_selection", "RuleSpec", "RuleSummary", "hmean_from_counts", "kendall_tau", "simulate"

@@ -13,8 +13,10 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeper.attrs import HOST_ATTR, SPEC_ATTR, WORKER_ID_ATTR
-from sweeper.define import find_study_id, finished_chains, given_back
+from sweeper.define import StudySpec, find_study_id, finished_chains, given_back, parse_spec
+from sweeper.errors import SpecError
 from sweeper.rank._pruning_savings import PruningSaving, pruning_saving
+from sweeper.rank._spend import SweepCost, sweep_cost
 from sweeper.trial_result import TrialResult
 
 STATES = (
@@ -63,6 +65,8 @@ class StudyStatus:
     running: list[RunningTrial]
     saving: PruningSaving | None = None
     """What pruning saved so far; None for studies sweeper did not make."""
+    cost: SweepCost | None = None
+    """Device-hours spent, saved by pruning, to near the best; None before any cost."""
 
 
 def list_studies(storage: BaseStorage) -> list[StudySummary]:
@@ -81,13 +85,24 @@ def study_status(name: str, storage: BaseStorage) -> StudyStatus:
     summary = _summarize(name, storage, trials)
     best = _best(trials, storage.get_study_directions(find_study_id(name, storage)))
     running = [_running(t) for t in trials if t.state == TrialState.RUNNING]
+    study_attrs = storage.get_study_user_attrs(find_study_id(name, storage))
+    spec = _spec(study_attrs)
     return StudyStatus(
         summary=summary,
         best_number=None if best is None else best.number,
         best_params={} if best is None else dict(best.params),
         running=running,
-        saving=_saving(trials, storage.get_study_user_attrs(find_study_id(name, storage))),
+        saving=_saving(trials, study_attrs),
+        cost=None if spec is None else sweep_cost(trials, spec),
     )
+
+
+def _spec(study_attrs: dict[str, Any]) -> StudySpec | None:
+    """The stored spec, or None for a study sweeper did not make (or cannot read)."""
+    try:
+        return parse_spec(study_attrs[SPEC_ATTR]) if SPEC_ATTR in study_attrs else None
+    except SpecError:
+        return None
 
 
 def _saving(trials: list[FrozenTrial], study_attrs: dict[str, Any]) -> PruningSaving | None:

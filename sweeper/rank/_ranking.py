@@ -23,6 +23,7 @@ from sweeper.define import StudySpec, given_back
 from sweeper.errors import StudyError
 from sweeper.rank._pruning_savings import PruningSaving, pruning_saving
 from sweeper.rank._rules import RULES, Rule, rule_value
+from sweeper.rank._spend import SweepCost, sweep_cost
 from sweeper.trial_result import METRIC_ATTRS, TrialResult
 from sweeper.tuned_postprocess import tuned_by_trial
 from trainer_core.config import apply_overrides
@@ -88,6 +89,8 @@ class Ranking:
     """Epochs the finished trials trained against what they would have unpruned."""
     given_back: int = 0
     """Trials started after the budget was spent elsewhere and failed untrained; not failures."""
+    cost: SweepCost | None = None
+    """Device-hours spent, what pruning saved of them, and when the sweep neared its best."""
 
     def to_json(self, top: int | None = None) -> str:
         return json.dumps(
@@ -102,6 +105,7 @@ class Ranking:
                 "given_back": self.given_back,
                 "running": self.running,
                 "pruning_saving": None if self.saving is None else asdict(self.saving),
+                "cost": None if self.cost is None else asdict(self.cost),
             },
             indent=2,
         )
@@ -194,6 +198,7 @@ def rank_study(
         sum(t.state == TrialState.RUNNING for t in trials),
         pruning_saving(trials, spec.base.epochs),
         given_back=sum(given_back(t) for t in trials),
+        cost=sweep_cost(trials, spec, by, penalty, tolerance),
     )
 
 

@@ -7,6 +7,7 @@ from sweeper._lazy import LazyExports
 
 _exports = LazyExports(__name__, globals())
 _exports.add("_checkpoints", "os_error_reason", "resume_mismatch", "seed_promoted_checkpoint")
+_exports.add("_cost", "CostLedger")
 _exports.add("_node", "run_node")
 _exports.add("_objective", "DiskError", "Interrupted", "Objective", "TrialFailed", "WillRepeat")
 _exports.add("_objective", "WorkerContext", "trial_result")
@@ -15,6 +16,9 @@ _exports.add("_pictures", "GT_COLOR", "PRED_COLOR", "detections_png", "learning_
 _exports.add("_reap", "beating", "fail_and_requeue", "keep_alive", "reap_loop", "reap_stale")
 _exports.add("_retention", "DiskUsage", "apply_retention", "checkpoint_usage", "retention_callback")
 _exports.add("_supervisor", "ChildState", "Slot", "plan_slots", "restart_delay", "run_workers")
+_exports.add("_tracking", "Backend", "MlflowBackend", "RunInfo", "TensorboardBackend")
+_exports.add("_tracking", "TrackedRun", "WandbBackend", "epoch_metrics", "flatten")
+_exports.add("_tracking", "open_trackers")
 _exports.add("_train", "run_training", "summary_table")
 _exports.add("_worker", "WorkerStopped", "artifacts_problem", "run_worker")
 _exports.add("_worker", "worker_identity", "worker_process_main")

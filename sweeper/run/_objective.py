@@ -11,6 +11,7 @@ import logging
 import socket
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -21,7 +22,7 @@ import optuna
 from optuna.artifacts import upload_artifact
 from optuna_dashboard import save_note
 
-from storage import retry_root, set_trial_user_attrs
+from storage import retry_count, retry_root, set_trial_user_attrs
 from sweeper.attrs import (
     CONFIG_OVERRIDES_ATTR,
     FAIL_REASON_ATTR,
@@ -31,6 +32,7 @@ from sweeper.attrs import (
     PROMOTED_FROM_ATTR,
     RESUME_REFUSED_ATTR,
     RESUMED_FROM_ATTR,
+    TRACKING_RUNS_ATTR,
     WORKER_ID_ATTR,
 )
 from sweeper.define import StudySpec, study_key, suggest_params, trial_config
@@ -40,13 +42,16 @@ from sweeper.run._checkpoints import (
     resume_mismatch,
     seed_promoted_checkpoint,
 )
+from sweeper.run._cost import CostLedger
 from sweeper.run._pictures import detections_png, learning_curve_png
-from sweeper.trial_result import TrialResult, penalized_score
+from sweeper.run._tracking import RunInfo, TrackedRun, flatten, open_trackers
+from sweeper.trial_result import TrialCost, TrialResult, own_cost, penalized_score
 from trainer_core.checkpoint import load_checkpoint
 from trainer_core.config import TrainConfig, apply_overrides
 from trainer_core.data import make_splits
 from trainer_core.errors import ConfigError, DataError
 from trainer_core.fit import EpochRecord, FitResult, fit
+from trainer_core.precision import resolve_device
 from trainer_core.run_state import resume_problem
 
 log = logging.getLogger(__name__)
@@ -86,6 +91,11 @@ class WorkerContext:
     study_key: str | None = None
     """The study's folder under ``artifacts`` (:func:`sweeper.define.study_key`); the worker
     fills it in once when it is None."""
+    devices: float = 1.0
+    """The devices this worker's slot holds: 1 for a GPU or a CPU process, 1/K for one of
+    K processes sharing a GPU. A trial's device-seconds are its wall time times this."""
+    storage_link: str | None = None
+    """The storage URL with its password masked, for the trackers' link back."""
 
     @property
     def host(self) -> str:
@@ -126,6 +136,17 @@ def trial_result(result: FitResult, spec: StudySpec, artifacts: Path) -> TrialRe
     )
 
 
+@dataclass
+class _Attempt:
+    """What one call of the objective keeps about its trial as it goes."""
+
+    ledger: CostLedger
+    run: TrackedRun | None = None
+    recorded: TrialResult = field(default_factory=TrialResult)
+    pruned: bool = False
+    stored_ids: dict[str, str] = field(default_factory=dict)
+
+
 class Objective:
     """Callable for ``study.optimize``: trains one trial and returns its score."""
 
@@ -135,13 +156,32 @@ class Objective:
         self.artifact_store = artifact_store
 
     def __call__(self, trial: optuna.Trial) -> float:
-        ctx = self.ctx
+        """Train ``trial``; whatever happens, its cost ledger is written and its tracker
+        runs are closed with the state it ends in."""
+        attempt = _Attempt(CostLedger(trial.number, self.ctx.devices))
+        state = "FAIL"
+        try:
+            score = self._train(trial, attempt)
+            state = "COMPLETE"
+            return score
+        except optuna.TrialPruned:
+            state = "PRUNED"
+            raise
+        except Interrupted:
+            state = "INTERRUPTED"  # re-queued: the retry continues its tracker runs
+            raise
+        finally:
+            self._settle(trial, attempt, state)
+
+    def _train(self, trial: optuna.Trial, attempt: _Attempt) -> float:
+        ctx, ledger = self.ctx, attempt.ledger
         set_trial_user_attrs(trial, {HOST_ATTR: ctx.host, WORKER_ID_ATTR: ctx.worker_id})
         try:
             params = suggest_params(trial, self.spec)
             cfg = trial_config(self.spec, params, ctx.data_root, ctx.device)
             if trial.user_attrs.get(CONFIG_OVERRIDES_ATTR):  # a re-run of sweeper verify
                 cfg = apply_overrides(cfg, trial.user_attrs[CONFIG_OVERRIDES_ATTR])
+            ledger.on_device(resolve_device(cfg.device))
         except ConfigError as e:
             raise self._fail(trial, f"bad config: {e}") from e
         out_dir = trial_checkpoints(ctx.artifacts, self._study_key(trial), retry_root(trial))
@@ -149,32 +189,96 @@ class Objective:
         promoted = PROMOTED_FROM_ATTR in trial.user_attrs
         if promoted:
             self._seed_promoted(trial, out_dir)
+        attempt.run = self._open_tracking(trial, cfg, promoted)
         ctx.status(event="trial", trial=trial.number, params=trial.params)
 
-        pruned = False
-
         def on_epoch_end(epoch: int, record: EpochRecord) -> bool:
-            nonlocal pruned
             trial.report(record.hmean, epoch)
             ctx.status(event="epoch", trial=trial.number, epoch=epoch, hmean=record.hmean)
+            ledger.epoch(record)
+            if attempt.run is not None:
+                attempt.run.log_epoch(record)
+            self._write_cost(trial, attempt, every_s=True)
             # A trial that trained all its epochs is complete, and a promoted one was
             # promoted to finish: neither is pruned.
-            pruned = not promoted and epoch < cfg.epochs and trial.should_prune()
-            return pruned
+            attempt.pruned = not promoted and epoch < cfg.epochs and trial.should_prune()
+            return attempt.pruned
 
         def on_step(index: int, total: int, loss: float) -> None:
             if ctx.stop.is_set():
                 raise Interrupted("stop signal")
 
-        result = self._fit_with_oom_retries(trial, cfg, on_epoch_end, on_step)
+        result = self._fit_with_oom_retries(trial, cfg, on_epoch_end, on_step, ledger)
         if result.failed:
             raise self._fail(trial, result.reason)
-        score = self._record(trial, result)
-        if pruned:
+        score = self._record(trial, result, attempt)
+        if attempt.pruned:
             raise optuna.TrialPruned(f"pruned after epoch {result.epochs_run}")
         if result.status == "completed" or result.status == "early_stopped":
             self._upload_pictures(trial, cfg, result)
         return score
+
+    def _open_tracking(
+        self, trial: optuna.Trial, cfg: TrainConfig, promoted: bool
+    ) -> TrackedRun | None:
+        """The trial's run in the spec's trackers, continuing its chain's where it has one."""
+        backends = open_trackers(self.spec.tracking, self.ctx.artifacts)
+        if not backends:
+            return None
+        root = retry_root(trial)
+        tags = (("retried",) if retry_count(trial) else ()) + (("promoted",) if promoted else ())
+        info = RunInfo(
+            name=f"{self.spec.name}/trial-{root}",
+            group=self.spec.name,
+            params=flatten(cfg.model_dump(mode="json")),
+            link={
+                "study": self.spec.name,
+                "trial": trial.number,
+                "chain": root,
+                "storage": self.ctx.storage_link,
+            },
+            tags=tags,
+        )
+        assert self.spec.tracking is not None  # backends came from it
+        run = TrackedRun(backends, info, self.spec.tracking.timeout_s)
+        run.start(trial.user_attrs.get(TRACKING_RUNS_ATTR) or {})
+        return run
+
+    def _write_cost(self, trial: optuna.Trial, attempt: _Attempt, every_s: bool = False) -> None:
+        """Store the ledger so far and any tracker run id that is new (one transaction);
+        with ``every_s``, only when an id is new or the ledger's write is due."""
+        ledger = attempt.ledger
+        ids = attempt.run.run_ids() if attempt.run is not None else {}
+        new_ids = bool(ids) and ids != attempt.stored_ids
+        if every_s and not new_ids and not ledger.due():
+            return
+        attrs = TrialResult(cost=ledger.cost()).to_attrs()
+        if new_ids:
+            attrs[TRACKING_RUNS_ATTR] = attempt.stored_ids = ids
+        set_trial_user_attrs(trial, attrs)
+        ledger.written = time.perf_counter()
+
+    def _settle(self, trial: optuna.Trial, attempt: _Attempt, state: str) -> None:
+        """The attempt's last ledger write and its tracker runs' summary. Never raises: the
+        trial's own outcome (or the storage outage that ended it) is what the worker sees."""
+        try:
+            self._write_cost(trial, attempt)
+        except Exception as e:  # the storage went away: the earlier writes stay
+            log.warning("trial %d: its cost could not be written (%s)", trial.number, e)
+        if attempt.run is None:
+            return
+        cost = attempt.ledger.cost()
+        summary = {k: v for k, v in attempt.recorded.to_attrs().items() if k != "cost"}
+        summary |= {
+            "gpu_hours": round(cost.device_s / 3600, 6),
+            "training_device_s": cost.training_device_s,
+            "evaluation_device_s": cost.evaluation_device_s,
+            "overhead_device_s": cost.overhead_device_s,
+            "utilization_pct": cost.utilization_pct,
+            "gpu_peak_memory_mb": cost.peak_memory_mb,
+        }
+        tags = ["pruned"] if state == "PRUNED" else []
+        attempt.run.finish(summary, tags, state)
 
     def _study_key(self, trial: optuna.Trial) -> str:
         """The study's folder name, read from the storage once per process at most."""
@@ -188,11 +292,12 @@ class Objective:
         cfg: TrainConfig,
         on_epoch_end: Callable[[int, EpochRecord], bool],
         on_step: Callable[[int, int, float], None],
+        ledger: CostLedger,
     ) -> FitResult:
         """Fit, resuming from the trial's checkpoint; out of memory halves the batch.
 
         The retry keeps the effective batch (batch x accumulation) and resumes from
-        ``last.pt``, down to batch 1 before giving up.
+        ``last.pt``, down to batch 1 before giving up. Every call's time goes on ``ledger``.
         """
         while True:
             last = cfg.output_dir / "last.pt"
@@ -200,7 +305,13 @@ class Objective:
             if resume:
                 self._report_checkpointed_epochs(trial, last)
             try:
-                result = fit(cfg, on_epoch_end=on_epoch_end, on_step=on_step, resume=resume)
+                result = fit(
+                    cfg,
+                    on_epoch_end=on_epoch_end,
+                    on_step=on_step,
+                    resume=resume,
+                    timing=ledger.timing,
+                )
             except DataError as e:
                 raise self._fail(trial, f"bad data: {e}", WillRepeat) from e
             except ConfigError as e:
@@ -210,6 +321,7 @@ class Objective:
             except Interrupted:
                 trial.set_user_attr(INTERRUPTED_ATTR, True)
                 raise
+            ledger.fitted(result)
             oom = result.failed and result.reason.startswith("out of memory")
             if not oom or cfg.batch_size == 1:
                 return result
@@ -264,13 +376,31 @@ class Objective:
         self.ctx.status(event="failed", trial=trial.number, reason=reason)
         return kind(reason)
 
-    def _record(self, trial: optuna.Trial, result: FitResult) -> float:
-        """Store the trial's :class:`TrialResult` (one transaction) and its dashboard note;
-        return its score."""
-        recorded = trial_result(result, self.spec, self.ctx.artifacts)
+    def _record(self, trial: optuna.Trial, result: FitResult, attempt: _Attempt) -> float:
+        """Store the trial's :class:`TrialResult` with its cost so far (one transaction) and
+        its dashboard note, which shows its retry chain's cost; return its score."""
+        recorded = replace(
+            trial_result(result, self.spec, self.ctx.artifacts), cost=attempt.ledger.cost()
+        )
+        attempt.recorded = recorded
         set_trial_user_attrs(trial, recorded.to_attrs())
-        save_note(trial, recorded.note())
+        save_note(trial, recorded.note(self._chain_cost(trial, recorded.cost)))
         return float("nan") if recorded.score is None else recorded.score
+
+    def _chain_cost(self, trial: optuna.Trial, own: TrialCost | None) -> TrialCost | None:
+        """What the trial's retry chain spent before it, plus ``own``; None for a trial
+        that is no retry (its own cost is the chain's)."""
+        if own is None or not retry_count(trial):
+            return None
+        root = retry_root(trial)
+        earlier = [
+            c
+            for t in trial.study.get_trials(deepcopy=False)
+            if t.number != trial.number
+            and retry_root(t) == root
+            and (c := own_cost(t.number, t.user_attrs)) is not None
+        ]
+        return sum(earlier, start=TrialCost.zero()) + own
 
     def _upload_pictures(self, trial: optuna.Trial, cfg: TrainConfig, result: FitResult) -> None:
         """Detections on a few val images and the learning curve, into the artifact store."""

@@ -44,13 +44,15 @@ class WorkerOptions:
     """The child's slot on its node (its GPU, or its share of the cores)."""
     threads: int | None = None
     """torch's intra-op threads for a CPU child; None leaves torch's default."""
+    devices: float = 1.0
+    """The devices the child's slot holds, which its trials' device-seconds count."""
     study_key: str | None = None
     """The study's folder name under the artifacts (:func:`sweeper.define.study_key`), read
     once by the parent; None: the child reads it once."""
 
-    def for_slot(self, index: int, threads: int | None) -> WorkerOptions:
+    def for_slot(self, index: int, threads: int | None, devices: float = 1.0) -> WorkerOptions:
         """These options for the child in slot ``index``."""
-        return replace(self, worker_index=index, threads=threads)
+        return replace(self, worker_index=index, threads=threads, devices=devices)
 
     def to_json(self) -> str:
         """One JSON object; :meth:`from_json` reads it back equal."""

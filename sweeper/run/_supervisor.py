@@ -49,6 +49,8 @@ class Slot:
     index: int
     gpu: str | None
     threads: int | None = None
+    devices: float = 1.0
+    """The devices it holds: its GPU's share (1/K for K children a GPU), or 1 on the CPU."""
 
     @property
     def label(self) -> str:
@@ -89,7 +91,7 @@ def plan_slots(gpus: str = "auto", procs: int | None = None, procs_per_gpu: int 
             raise ValueError(f"--gpus {gpus!r}: use auto, cpu, or GPU indices like 0,1,3")
     if devices:
         return [
-            Slot(i * procs_per_gpu + k, gpu)
+            Slot(i * procs_per_gpu + k, gpu, devices=1 / procs_per_gpu)
             for i, gpu in enumerate(devices)
             for k in range(procs_per_gpu)
         ]
@@ -207,7 +209,8 @@ class _Launcher:
 
     def start(self, child: ChildState) -> None:
         env = {**self.env, "CUDA_VISIBLE_DEVICES": child.slot.gpu or ""}
-        options = self.options.for_slot(child.slot.index, child.slot.threads)
+        slot = child.slot
+        options = self.options.for_slot(slot.index, slot.threads, slot.devices)
         with open(self.log_path(child.slot.index), "a") as log:  # the child keeps its own fd
             child.process = subprocess.Popen(
                 [*self.command, options.to_json()],

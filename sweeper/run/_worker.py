@@ -37,6 +37,8 @@ from storage import (
     open_artifact_store,
     open_storage,
     record_heartbeat,
+    redact,
+    resolve_url,
     retry_callback,
 )
 from sweeper.attrs import INTERRUPTED_ATTR
@@ -296,6 +298,8 @@ def run_worker(
     objective = _beating(
         Objective(spec, ctx, open_artifact_store(ctx.artifacts)), storage, settings
     )
+    if ctx.storage_link is None:
+        ctx.storage_link = redact(resolve_url(storage_url))
     tracked = _Tracked(objective, spec, ctx.artifacts)
     callbacks = [
         _retry_failed(spec, tracked),
@@ -370,6 +374,7 @@ def worker_process_main(options: WorkerOptions, storage_url: str | None = None) 
         worker_id=worker_identity(options.worker_index),
         data_root=options.data_root,
         study_key=options.study_key,
+        devices=options.devices,
         on_status=lambda event: print(json.dumps(event, default=str), flush=True),
     )
 

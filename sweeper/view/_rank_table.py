@@ -116,3 +116,5 @@ def print_ranking(
         console.print(f"still running: {ranking.running}")
     if ranking.saving is not None and ranking.saving.trials:
         console.print(ranking.saving.describe(), markup=False)
+    for line in ranking.cost.lines() if ranking.cost is not None else []:
+        console.print(line, markup=False, soft_wrap=True)

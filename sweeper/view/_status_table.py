@@ -57,6 +57,8 @@ def print_status(status: StudyStatus, url: str, disk: str, console: Console) -> 
     _print_running(status, console)
     if status.saving is not None and status.saving.trials:
         console.print(status.saving.describe(), markup=False, soft_wrap=True)
+    for line in status.cost.lines() if status.cost is not None else []:
+        console.print(line, markup=False, soft_wrap=True)
     console.print(disk, markup=False, soft_wrap=True)
 
 

@@ -10,7 +10,7 @@ import pytest
 from storage import HeartbeatSettings
 from sweeper.rank import RankedTrial
 from sweeper.run import WorkerLimits, WorkerOptions
-from sweeper.trial_result import METRIC_ATTRS, RESULT_ATTRS, TrialResult
+from sweeper.trial_result import METRIC_ATTRS, RESULT_ATTRS, TrialCost, TrialResult
 
 FULL = TrialResult(
     stop_reason="completed",
@@ -31,6 +31,7 @@ FULL = TrialResult(
     gap=0.013,
     score=0.957,
     best_epoch=3,
+    cost=TrialCost(3, "cuda", 0.5, 7200.0, 3600.0, 3000.0, 400.0, 200.0, "NVIDIA H100", 91.5),
 )
 
 
@@ -61,7 +62,10 @@ def test_the_dashboard_note_shows_where_val_overstates() -> None:
     lines = FULL.note().splitlines()
     assert lines[0] == "**score 95.70** · val H 96.50 · holdout H 95.20 · gap +1.30"
     assert "| val − holdout | -0.50 | +3.00 | +1.30 |" in lines  # all of the gap is recall
-    assert lines[-1].startswith("completed after 4 epoch(s) · best epoch 3 · cuda:0 bf16")
+    assert lines[-3].startswith("completed after 4 epoch(s) · best epoch 3 · cuda:0 bf16")
+    assert lines[-1] == (
+        "cost: 1 GPU-h (training 83%, evaluation 11%, overhead 6%) · NVIDIA H100 · util 91.5%"
+    )
     early = TrialResult(stop_reason="pruned", epochs_run=1, device="cpu").note()
     assert early == "pruned after 1 epoch(s) · cpu\n"
 

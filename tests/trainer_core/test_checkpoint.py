@@ -89,3 +89,21 @@ def test_a_weights_only_checkpoint_is_refused_as_a_resume_in_one_line(tmp_path: 
     # A best.pt copied over last.pt by hand: a clear error naming the file, not a KeyError.
     with pytest.raises(ConfigError, match=r"cannot resume from .*best\.pt: it holds weights only"):
         _run_state(1).load(tmp_path / "best.pt")
+
+
+def test_history_written_before_the_time_split_reads_back_untimed(tmp_path: Path) -> None:
+    """A last.pt whose records lack eval and overhead seconds resumes; they read back None."""
+    run = _run_state(0)
+    run.end_epoch(
+        EpochRecord(1, 0.9, 0.1, 1.0, 4.0, eval_seconds=0.5, overhead_seconds=0.1), None, 0.0
+    )
+    run.save(tmp_path / "last.pt")
+    state = load_checkpoint(tmp_path / "last.pt")
+    for record in state["history"]:
+        del record["eval_seconds"], record["overhead_seconds"]
+    torch.save(state, tmp_path / "old.pt")
+    back = _run_state(1)
+    back.load(tmp_path / "old.pt")
+    assert back.history == [EpochRecord(1, 0.9, 0.1, 1.0, 4.0)]
+    assert back.history[0].wall_seconds is None
+    assert run.history[0].wall_seconds == pytest.approx(1.6)

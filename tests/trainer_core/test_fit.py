@@ -15,11 +15,12 @@ from trainer_core.config import TrainConfig, apply_overrides
 from trainer_core.data import DetectionDataset, make_splits
 from trainer_core.data.synthetic import generate
 from trainer_core.engine import train_one_epoch
-from trainer_core.fit import fit
+from trainer_core.fit import RunTiming, fit
 from trainer_core.loss import DBLoss
 from trainer_core.model import build_model
 from trainer_core.optim import build_optimizer, build_scheduler, cosine_lr
 from trainer_core.precision import resolve_precision
+from trainer_core.usage import DeviceUsage
 
 
 @pytest.fixture(scope="module")
@@ -264,3 +265,50 @@ def test_gap_split_metrics(
     assert result.gap is not None
     assert result.best_checkpoint.exists() and result.last_checkpoint.exists()
     assert result.peak_memory_mb > 0
+
+
+def test_time_split_adds_up_over_the_epochs_and_the_run(dataset_json: Path, tmp_path: Path) -> None:
+    """Training, evaluation and overhead add up: per epoch to its wall time, over the epochs
+    to the run's training, and the gap split's pass is evaluation too."""
+    result = fit(tiny_config(dataset_json, tmp_path, epochs=2, eval_every=2))
+    timing = result.timing
+    assert timing is not None
+    assert timing.training_s > 0 and timing.evaluation_s > 0 and timing.overhead_s > 0
+    assert timing.wall_s == pytest.approx(
+        timing.training_s + timing.evaluation_s + timing.overhead_s
+    )
+    first, second = result.history
+    assert first.eval_seconds == 0.0  # epoch 1 was not validated
+    assert second.eval_seconds is not None and second.eval_seconds > 0
+    assert all(r.overhead_seconds is not None and r.overhead_seconds >= 0 for r in result.history)
+    assert sum(r.seconds for r in result.history) == pytest.approx(timing.training_s)
+    # Validation of epoch 2, then the gap split: the run's evaluation is more than the epochs'.
+    assert second.eval_seconds < timing.evaluation_s
+    walls = [r.wall_seconds for r in result.history]
+    assert sum(w for w in walls if w is not None) < timing.wall_s  # set-up is the run's alone
+    stored = torch.load(result.last_checkpoint, weights_only=True)["history"]
+    assert stored[-1]["eval_seconds"] == second.eval_seconds
+
+
+def test_an_interrupting_callback_leaves_the_time_spent_with_the_caller(
+    dataset_json: Path, tmp_path: Path
+) -> None:
+    """A callback that raises ends ``fit`` without a result; the ``timing`` passed in has
+    the training that happened before it."""
+    timing = RunTiming()
+
+    def interrupt(index: int, total: int, loss: float) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_config(dataset_json, tmp_path), on_step=interrupt, timing=timing)
+    assert timing.training_s > 0 and timing.evaluation_s == 0.0
+
+
+def test_on_the_cpu_the_device_figures_say_cpu_and_stay_unknown(
+    dataset_json: Path, tmp_path: Path
+) -> None:
+    usage = fit(tiny_config(dataset_json, tmp_path, epochs=1)).usage
+    assert usage == DeviceUsage("cpu", usage.name, "cpu")
+    assert usage.name.startswith("cpu")
+    assert usage.utilization_pct is None and usage.peak_memory_mb is None

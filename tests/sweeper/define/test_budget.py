@@ -10,7 +10,7 @@ import pytest
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from storage import open_storage, retry_root
+from storage import open_storage, retry_root, set_trial_user_attrs
 from sweeper.attrs import FAIL_REASON_ATTR, OVER_BUDGET_ATTR
 from sweeper.define import (
     OverBudget,
@@ -20,7 +20,9 @@ from sweeper.define import (
     create_study,
     load_study,
     parse_spec,
+    spent_device_s,
 )
+from sweeper.trial_result import TrialCost, TrialResult
 from tests.sweeper.tiny_sweep import tiny_spec
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -107,3 +109,40 @@ def test_a_trial_started_past_the_budget_is_given_back_without_a_traceback(
     assert not back.intermediate_values  # never trained
     assert any("given back" in r.getMessage() for r in caplog.records)
     assert not [r for r in caplog.records if r.exc_info], "a traceback for a given-back trial"
+
+
+def _spend(trial: optuna.Trial, seconds: float) -> None:
+    """What the cost ledger records of an attempt that spent ``seconds`` on one GPU."""
+    cost = TrialCost(trial.number, "cuda", 1.0, seconds, seconds, seconds, 0.0, 0.0)
+    set_trial_user_attrs(trial, TrialResult(cost=cost).to_attrs())
+
+
+def test_gpu_hours_stop_new_chains_exactly_and_let_a_started_chain_finish(
+    storage_url: str, study_name: str
+) -> None:
+    spec = parse_spec(tiny_spec(study_name, 10, budget={"n_trials": 10, "gpu_hours": 1.0}))
+    create_study(spec, open_storage(storage_url))
+    study, spec = load_study(study_name, open_storage(storage_url))
+    first, second = study.ask(), study.ask()  # two workers, nothing spent yet
+    claim_budget(first, spec)
+    claim_budget(second, spec)
+    _spend(first, 3000.0)
+    assert budget_left(study, spec) is True  # 3000 of 3600 device-seconds
+    _spend(second, 700.0)
+    assert spent_device_s(study.get_trials()) == 3700.0
+    assert budget_left(study, spec) is None  # spent; two still run
+    late = study.ask()  # its worker passed the check before the second's epoch crossed it
+    with pytest.raises(OverBudget, match="had spent its 1 GPU-hours when this one began"):
+        claim_budget(late, spec)
+    study.tell(late, state=TrialState.FAIL)
+    assert study.trials[late.number].user_attrs[OVER_BUDGET_ATTR] is True
+    # The first trial's worker dies: its retry continues a chain started inside the budget.
+    _fail_and_retry(study, first)
+    assert budget_left(study, spec) is True
+    retry = study.ask()
+    claim_budget(retry, spec)
+    assert retry_root(study.trials[retry.number]) == first.number
+    assert spent_device_s(study.get_trials()) == 3700.0  # its inherited copy is not counted
+    study.tell(retry, 0.5)
+    study.tell(second, 0.4)
+    assert budget_left(study, spec) is False

@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 
 from sweeper.errors import EXIT_BAD_INPUT, EXIT_STORAGE_GONE
-from sweeper.run import ChildState, Slot, WorkerOptions, restart_delay, run_workers
+from sweeper.run import ChildState, Slot, WorkerOptions, plan_slots, restart_delay, run_workers
 from sweeper.run._supervisor import _table
 
 
@@ -103,3 +103,9 @@ def test_the_restart_decision_backs_off_and_gives_up_without_waiting() -> None:
     for final in (0, EXIT_BAD_INPUT, EXIT_STORAGE_GONE):
         assert restart_delay(final, [], now=0.0, stopping=False, max_restarts=3) is None
     assert restart_delay(1, [], now=0.0, stopping=True, max_restarts=3) is None
+
+
+def test_a_slot_holds_its_share_of_a_gpu() -> None:
+    """Its trials' device-seconds count the share: two processes on a GPU hold half each."""
+    assert [s.devices for s in plan_slots("0,1", procs_per_gpu=2)] == [0.5] * 4
+    assert [s.devices for s in plan_slots("cpu", procs=2)] == [1.0, 1.0]
