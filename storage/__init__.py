@@ -12,7 +12,13 @@ from __future__ import annotations
 from storage._artifacts import open_artifact_store
 from storage._errors import StorageError
 from storage._heartbeat import HeartbeatSettings
-from storage._open import CONNECTIONS_PER_PROCESS, SCHEMES, close_storage, open_storage
+from storage._open import (
+    CONNECTIONS_PER_PROCESS,
+    IO_TIMEOUT_S,
+    SCHEMES,
+    close_storage,
+    open_storage,
+)
 from storage._outage import STORAGE_WAIT_S, TRANSIENT_ERRORS, Backoff, StorageUnavailable
 from storage._proxy import run_proxy
 from storage._trials import (
@@ -36,6 +42,7 @@ __all__ = [
     "CONNECTIONS_PER_PROCESS",
     "DEFAULT_URL",
     "ENV_VAR",
+    "IO_TIMEOUT_S",
     "PRIVATE_API",
     "SCHEMES",
     "STORAGE_WAIT_S",

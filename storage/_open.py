@@ -19,7 +19,13 @@ from storage._errors import StorageError
 from storage._heartbeat import HeartbeatSettings
 from storage._url import redact, resolve_url, scrub
 
-__all__ = ["CONNECTIONS_PER_PROCESS", "SCHEMES", "close_storage", "open_storage"]
+__all__ = [
+    "CONNECTIONS_PER_PROCESS",
+    "IO_TIMEOUT_S",
+    "SCHEMES",
+    "close_storage",
+    "open_storage",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -38,6 +44,10 @@ CONNECTIONS_PER_PROCESS = _POOL["pool_size"] + _POOL["max_overflow"]
 # a trial may sit for an epoch without touching the database.
 _POOL_RECYCLE_S = 1800
 _SCHEMA_RACE_TRIES = 4
+IO_TIMEOUT_S = 30.0
+"""How long a MySQL/MariaDB server may stay silent in the middle of an answer (or not take a
+request) before the call fails like an unreachable server, so a half-open server or a
+dropped route ends in an error that ``--storage-wait`` counts, not in a hang."""
 
 
 def open_storage(
@@ -46,6 +56,7 @@ def open_storage(
     heartbeat: bool = False,
     settings: HeartbeatSettings = HeartbeatSettings(),  # noqa: B008 (frozen, shared safely)
     connect_timeout: float = 10.0,
+    io_timeout: float = IO_TIMEOUT_S,
     create: bool = True,
 ) -> BaseStorage:
     """Open the Optuna storage behind a URL, or raise :class:`StorageError` in one line.
@@ -69,6 +80,9 @@ def open_storage(
             died (workers want this; short-lived commands do not).
         settings: heartbeat interval, grace period and retry limit.
         connect_timeout: seconds to wait for a database server or proxy to answer.
+        io_timeout: MySQL/MariaDB only: seconds the server may stay silent during its
+            handshake or a query before the call fails (pymysql's read and write
+            timeouts; PostgreSQL's handshake is bounded by ``connect_timeout``).
         create: make a SQLite file that is not there yet. Commands that only read (or
             act on studies that must exist) pass False, so a mistyped path is an error
             instead of a new empty database.
@@ -104,7 +118,7 @@ def open_storage(
         return _open_grpc(url, connect_timeout)
     if scheme == "sqlite" and not create:
         _check_sqlite_exists(url)
-    return _open_rdb(url, scheme, heartbeat, settings, connect_timeout)
+    return _open_rdb(url, scheme, heartbeat, settings, (connect_timeout, io_timeout))
 
 
 def _check_sqlite_exists(url: str) -> None:
@@ -127,14 +141,14 @@ def _open_rdb(
     scheme: str,
     heartbeat: bool,
     settings: HeartbeatSettings,
-    connect_timeout: float,
+    timeouts: tuple[float, float],
 ) -> RDBStorage:
     """RDBStorage with the engine settings for its database, errors turned into StorageError."""
     shown = redact(url)
     # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; we ship psycopg2.
     driver_url = "postgresql+psycopg2" + url[len(scheme) :] if scheme == "postgresql" else url
     try:
-        engine_kwargs = _engine_kwargs(driver_url, scheme, connect_timeout)
+        engine_kwargs = _engine_kwargs(driver_url, scheme, timeouts)
         extra = settings.rdb_kwargs() if heartbeat else {}
         return _rdb_storage(driver_url, engine_kwargs, extra)
     except RuntimeError as e:
@@ -143,7 +157,7 @@ def _open_rdb(
             raise
         raise schema_error from e
     except (sqlalchemy.exc.SQLAlchemyError, StorageInternalError, sqlite3.Error) as e:
-        reason = _reason(e)
+        reason = _reason(e, timeouts[1])
         raise StorageError(f"cannot open storage {shown}: {scrub(reason, url)}") from e
     except ImportError as e:
         missing = e.__cause__ or e
@@ -176,17 +190,25 @@ def _new_rdb_storage(url: str, engine_kwargs: dict[str, Any], extra: dict[str, A
         return RDBStorage(url, engine_kwargs=engine_kwargs, **extra)
 
 
-def _engine_kwargs(url: str, scheme: str, connect_timeout: float) -> dict[str, Any]:
-    """SQLAlchemy engine settings: busy timeout and WAL for SQLite, a small pool otherwise."""
+def _engine_kwargs(url: str, scheme: str, timeouts: tuple[float, float]) -> dict[str, Any]:
+    """SQLAlchemy engine settings: busy timeout and WAL for SQLite, a small pool otherwise.
+
+    ``timeouts``: seconds to connect, and (MySQL) for each read or write after.
+    """
     if scheme == "sqlite":
         _enable_wal(url)
         return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    # psycopg2 takes whole seconds (libpq treats below 2 as 2); pymysql's connect_timeout
+    # covers only the TCP connect, its read timeout the handshake and every answer after.
+    connect, io = timeouts
+    connect_args: dict[str, Any] = {"connect_timeout": max(1, round(connect))}
+    if scheme == "mysql+pymysql":
+        connect_args |= {"read_timeout": io, "write_timeout": io}
     return {
         "pool_pre_ping": True,
         "pool_recycle": _POOL_RECYCLE_S,
         **_POOL,
-        # psycopg2 and pymysql both take whole seconds; libpq treats below 2 as 2.
-        "connect_args": {"connect_timeout": max(1, round(connect_timeout))},
+        "connect_args": connect_args,
     }
 
 
@@ -244,10 +266,13 @@ def _schema_error(url: str, e: RuntimeError) -> StorageError | None:
     return None
 
 
-def _reason(e: BaseException) -> str:
+def _reason(e: BaseException, io_timeout: float) -> str:
     """The driver's own message on one line, without SQLAlchemy's wrapper text."""
     inner = getattr(e, "orig", None) or e
-    return " ".join(str(inner).split()) or type(inner).__name__
+    text = " ".join(str(inner).split()) or type(inner).__name__
+    if "timed out" in text and "MySQL" in text:  # pymysql's (2013, '... (timed out)')
+        return f"the server sent no answer within {io_timeout:g} s: timeout expired"
+    return text
 
 
 def close_storage(storage: BaseStorage) -> None:

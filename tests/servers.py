@@ -8,23 +8,27 @@ tests/conftest.py turns :class:`ServerUnreachable` into a test failure.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "Relay",
     "ServerUnreachable",
     "free_port",
     "mysql_database",
     "old_schema_study",
     "postgres_database",
     "proxy_process",
+    "silent_server",
     "sqlite_database",
 ]
 
@@ -124,6 +128,95 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class Relay:
+    """127.0.0.1:<port> -> 127.0.0.1:``upstream``, byte for byte: a database outage a test
+    can cause without stopping the shared server.
+
+    :meth:`close` is the server going away (open connections cut, new ones refused);
+    ``Relay(old.port)`` is it coming back; :meth:`freeze` is a server that hangs (a
+    half-open connection, a dropped route): connections stay open, nothing passes.
+    """
+
+    def __init__(self, port: int = 0, upstream: int = 5432) -> None:
+        self.server = socket.create_server(("127.0.0.1", port), reuse_port=False)
+        self.port = self.server.getsockname()[1]
+        self.upstream = upstream
+        self.open: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.flowing = threading.Event()
+        self.flowing.set()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, url: str) -> str:
+        """``url`` (of the upstream server on 127.0.0.1) through this relay."""
+        return url.replace(f"127.0.0.1:{self.upstream}", f"127.0.0.1:{self.port}")
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return  # closed
+            upstream = socket.create_connection(("127.0.0.1", self.upstream))
+            with self.lock:
+                self.open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                self.flowing.wait()
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def freeze(self) -> None:
+        """The server hangs: connections stay open and accepted, no byte passes."""
+        self.flowing.clear()
+
+    def close(self) -> None:
+        """The outage: the port refuses, open connections are cut."""
+        with contextlib.suppress(OSError):
+            self.server.shutdown(socket.SHUT_RDWR)  # wakes the accept() in its thread
+        self.server.close()
+        with self.lock:
+            for s in self.open:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            self.open.clear()
+        self.flowing.set()  # frozen pipes wake and find their sockets closed
+
+
+@contextmanager
+def silent_server() -> Iterator[int]:
+    """A port on 127.0.0.1 that accepts connections and never answers (a hung server, a
+    half-open connection); yields the port. Leaving the block closes every connection,
+    which ends a client that would otherwise wait forever."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):  # closed
+            while True:
+                held.append(server.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        with contextlib.suppress(OSError):
+            server.shutdown(socket.SHUT_RDWR)
+        server.close()
+        for s in held:
+            s.close()
 
 
 @contextmanager
