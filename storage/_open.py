@@ -44,6 +44,7 @@ CONNECTIONS_PER_PROCESS = _POOL["pool_size"] + _POOL["max_overflow"]
 # a trial may sit for an epoch without touching the database.
 _POOL_RECYCLE_S = 1800
 _SCHEMA_RACE_TRIES = 4
+_SCHEMA_RACE_SIGNS = ("already exists", "Duplicate entry")
 IO_TIMEOUT_S = 30.0
 """How long a MySQL/MariaDB server may stay silent in the middle of an answer (or not take a
 request) before the call fails like an unreachable server, so a half-open server or a
@@ -171,13 +172,20 @@ def _rdb_storage(url: str, engine_kwargs: dict[str, Any], extra: dict[str, Any])
 
     Processes that open an empty database at once (workers started together, two
     ``create-study``) all create Optuna's tables; the losers' CREATE collides with the
-    winner's and fails with "already exists". The schema is there then: open again.
+    winner's and fails with "already exists" (PostgreSQL: IntegrityError or
+    ProgrammingError; MySQL/MariaDB, whose DDL is not transactional: OperationalError
+    1050), or their stamp of the schema version with "Duplicate entry" (MySQL 1062). The
+    schema is there then: open again.
     """
     for attempt in range(1, _SCHEMA_RACE_TRIES):
         try:
             return _new_rdb_storage(url, engine_kwargs, extra)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as e:
-            if "already exists" not in str(e):
+        except (
+            sqlalchemy.exc.IntegrityError,
+            sqlalchemy.exc.ProgrammingError,
+            sqlalchemy.exc.OperationalError,
+        ) as e:
+            if not any(sign in str(e) for sign in _SCHEMA_RACE_SIGNS):
                 raise
             time.sleep(0.2 * attempt)
     return _new_rdb_storage(url, engine_kwargs, extra)

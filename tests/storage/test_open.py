@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 
 import optuna
 import psycopg2
@@ -10,7 +11,7 @@ import pytest
 import sqlalchemy
 
 from storage import StorageError, open_storage
-from tests.servers import old_schema_study
+from tests.servers import mysql_database, old_schema_study
 
 
 def test_sqlite_uses_wal_and_a_long_busy_timeout(sqlite_url: str, tmp_path) -> None:
@@ -117,3 +118,29 @@ def test_unreachable_grpc_proxy_is_a_storage_error() -> None:
     with pytest.raises(StorageError) as info:
         open_storage("grpc://127.0.0.1:1", connect_timeout=0.5)
     assert "no gRPC storage proxy answered within 0.5 s" in str(info.value)
+
+
+def test_opening_a_fresh_mysql_database_at_once() -> None:
+    """Processes making Optuna's schema at once (two create-study, workers started together):
+    MariaDB's DDL is not transactional, so the losers' CREATE TABLE ("already exists") or
+    schema stamp ("Duplicate entry") collides mid-way; each opens once the winner is done.
+    With four at once the race is lost nearly every time, so a missing retry shows."""
+    barrier = threading.Barrier(4)
+    failed: list[str] = []
+    with mysql_database() as url:
+
+        def create(name: str) -> None:
+            barrier.wait()
+            try:
+                optuna.create_study(storage=open_storage(url), study_name=name)
+            except StorageError as e:
+                failed.append(str(e))
+
+        threads = [threading.Thread(target=create, args=(f"s{i}",)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failed == []
+        names = optuna.get_all_study_names(open_storage(url))
+    assert sorted(names) == ["s0", "s1", "s2", "s3"]
