@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from trainer_core.errors import ConfigError
-from trainer_core.yaml_io import load_yaml_text
+from trainer_core.yaml_io import load_yaml_text, read_yaml_file
 
 __all__ = [
     "AugmentConfig",
@@ -333,19 +333,12 @@ def validate_train_config(tree: dict[str, Any], source: str = "") -> TrainConfig
 def load_train_config(path: Path, overrides: list[str] | None = None) -> TrainConfig:
     """Read a YAML train config, apply ``key=value`` overrides, validate.
 
-    The file is read with :func:`~trainer_core.yaml_io.load_yaml_text`, as study specs are.
+    The file is read with :func:`~trainer_core.yaml_io.read_yaml_file`, as study specs are.
 
     Example:
         >>> cfg = load_train_config(Path("best.yaml"), ["optimizer.lr=3e-4"])  # doctest: +SKIP
     """
-    try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror})") from e
-    try:
-        tree = load_yaml_text(text) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from e
+    tree = read_yaml_file(path) or {}
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     for item in overrides or []:

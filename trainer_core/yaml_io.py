@@ -5,17 +5,21 @@ Learning rates are written ``1e-4``; read as strings they become string choices 
 and fail int fields (``T_max: 2e1``) in a train config. Every YAML the project reads (study
 specs, train configs, ``--set key=value`` values) goes through :func:`load_yaml_text`, so a
 value means the same wherever it is written, and :func:`dump_yaml_text` writes what it
-reads back unchanged.
+reads back unchanged. Files are read by :func:`read_yaml_file`: UTF-8, and every problem one
+line that starts with the file name.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["dump_yaml_text", "load_yaml_text"]
+from trainer_core.errors import ConfigError
+
+__all__ = ["dump_yaml_text", "load_yaml_text", "read_yaml_file"]
 
 # YAML 1.2's float syntax: the exponent form without a dot is added to YAML 1.1's rule.
 _FLOAT = re.compile(
@@ -56,6 +60,39 @@ def load_yaml_text(text: str) -> Any:
         return loader.get_single_data()
     finally:
         loader.dispose()
+
+
+def read_yaml_file(path: Path | str) -> Any:
+    """Plain data from a UTF-8 YAML file, read as :func:`load_yaml_text` reads text.
+
+    Raises:
+        ConfigError: the file is missing or unreadable, not UTF-8 (the message gives the
+            first bad byte's position, line and column) or not valid YAML; one line that
+            starts with the file name.
+
+    Example:
+        >>> read_yaml_file("studies/demo.yaml")["name"]
+        'demo'
+    """
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError as e:
+        raise ConfigError(f"{path}: no such file") from e
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror})") from e
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise ConfigError(
+            f"{path}: not UTF-8: byte 0x{raw[e.start]:02x} at position {e.start} (line "
+            f"{line}, column {column}); save the file as UTF-8"
+        ) from e
+    try:
+        return load_yaml_text(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from e
 
 
 def dump_yaml_text(data: Any) -> str:

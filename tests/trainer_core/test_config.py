@@ -44,6 +44,22 @@ def test_bad_yaml_is_a_config_error(tmp_path: Path) -> None:
         parse_override("optimizer.betas=[0.9")
 
 
+def test_a_config_that_is_not_utf8_names_the_file_and_the_byte(tmp_path: Path) -> None:
+    """Latin-1 from an old editor (0xE9, an e acute) in a comment: one line, file and place."""
+    path = tmp_path / "train.yaml"
+    path.write_bytes(b"epochs: 3\n# r\xe9glage fin\noptimizer: {lr: 1e-4}\n")
+    with pytest.raises(ConfigError) as info:
+        load_train_config(path)
+    assert str(info.value) == (
+        f"{path}: not UTF-8: byte 0xe9 at position 13 (line 2, column 4); save the file as UTF-8"
+    )
+
+
+def test_a_missing_config_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nope\.yaml: no such file$"):
+        load_train_config(tmp_path / "nope.yaml")
+
+
 def _exported(tmp_path: Path, config: TrainConfig, dump: Callable[[Any], str]) -> TrainConfig:
     """Write ``config`` as export-best does (with ``dump``) and read it back as train does."""
     path = tmp_path / "best.yaml"
