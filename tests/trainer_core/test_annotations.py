@@ -90,6 +90,45 @@ def test_ufo_file_that_cannot_be_used(tmp_path: Path, text: str, match: str) -> 
         read_ufo(tmp_path / "missing.json", tmp_path)
 
 
+def _ufo_of(tmp_path: Path, count: int) -> Path:
+    """A UFO file naming ``count`` images, with one box each, none of them on disk."""
+    box = {"points": [[1, 1], [20, 1], [20, 9], [1, 9]], "transcription": "a"}
+    images = {f"r{i:04d}.jpg": {"words": {"1": box}} for i in range(count)}
+    path = tmp_path / "annotations.json"
+    path.write_text(json.dumps({"images": images}))
+    return path
+
+
+def test_a_missing_image_folder_is_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not 2,000 lines, one per image, and advice about data.train."""
+    caplog.set_level(logging.WARNING, logger="trainer_core.data.annotations")
+    annotations = _ufo_of(tmp_path, 2000)
+    missing = tmp_path / "images"
+    with pytest.raises(DataError) as info:
+        read_ufo(annotations, missing)
+    assert str(info.value) == (
+        f"data.image_root: {missing} does not exist (2000 images named in {annotations})"
+    )
+    with pytest.raises(DataError, match=f"data.image_root: {missing} does not exist$"):
+        read_icdar(missing)
+    assert caplog.records == []
+
+
+def test_many_missing_images_are_counted_not_listed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="trainer_core.data.annotations")
+    (tmp_path / "images").mkdir()
+    assert read_ufo(_ufo_of(tmp_path, 2000), tmp_path / "images") == []
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) < 12
+    assert "image missing" in warnings[0]
+    assert "more samples dropped, not listed one by one" in warnings[-2]
+    assert "dropped 0 boxes and 2000 images" in warnings[-1]
+
+
 def test_broken_icdar_corpus(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="trainer_core.data.annotations")
     samples = read_icdar(BROKEN / "icdar" / "images", BROKEN / "icdar" / "annotations")

@@ -110,6 +110,17 @@ def test_only_unusable_images_listed_leaves_the_split_empty() -> None:
         make_splits(cfg)
 
 
+def test_no_usable_image_at_all_says_so_instead_of_listing_images(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    cfg = DataConfig(format="icdar", image_root=tmp_path / "images")
+    with pytest.raises(DataError) as info:
+        make_splits(cfg)
+    assert str(info.value) == (
+        f"data: the train split is empty (0 usable images under {tmp_path / 'images'}); "
+        "every annotated image was dropped; the annotations' log lines say why"
+    )
+
+
 def test_a_split_without_a_usable_box_is_bad_data(tmp_path: Path) -> None:
     import json
 

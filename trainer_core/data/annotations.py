@@ -6,9 +6,10 @@ the image are clipped to it; a self-intersecting outline is repaired (vertices i
 position are put back in order, anything else keeps the largest part of shapely's
 ``make_valid``) or dropped when nothing is left. A missing or unreadable image (a JPEG cut
 off before its end marker included) or annotation file drops the sample. Every file with a
-problem gets one warning that counts what was repaired and dropped and names the lines; each
-read ends with one summary line. Images are taken as stored, ignoring any EXIF orientation
-(the annotation tools' pixel grid).
+problem gets one warning that counts what was repaired and dropped and names the lines; the
+first few dropped samples get one each, the rest only a count; each read ends with one summary
+line. Images are taken as stored, ignoring any EXIF orientation (the annotation tools' pixel
+grid). A missing image folder is an error, one line that names it.
 """
 
 from __future__ import annotations
@@ -100,8 +101,7 @@ def read_icdar(image_root: Path, annotations: Path | None = None) -> list[Sample
         82
     """
     image_root = Path(image_root)
-    if not image_root.is_dir():
-        raise DataError(f"data.image_root: {image_root} is not a folder")
+    _check_folder(image_root)
     folders = [Path(annotations), image_root] if annotations is not None else [image_root]
     tally = _Tally(str(image_root))
     samples = []
@@ -136,7 +136,8 @@ def read_ufo(json_path: Path, image_root: Path) -> list[Sample]:
     words are don't-care regions.
 
     Raises:
-        DataError: the JSON file is missing, not JSON, or not shaped like the above.
+        DataError: the JSON file is missing, not JSON, or not shaped like the above, or
+            ``image_root`` is not a folder.
 
     Example:
         >>> root = Path("synth")
@@ -152,6 +153,7 @@ def read_ufo(json_path: Path, image_root: Path) -> list[Sample]:
     images = tree.get("images") if isinstance(tree, dict) else None
     if not isinstance(images, dict):
         raise DataError(f'data.annotations: {json_path} has no "images" mapping (UFO format)')
+    _check_folder(image_root, f" ({len(images)} images named in {json_path})")
     tally = _Tally(str(json_path))
     samples = []
     for name in sorted(images):
@@ -168,6 +170,14 @@ def read_ufo(json_path: Path, image_root: Path) -> list[Sample]:
             samples.append(sample)
     tally.log()
     return samples
+
+
+def _check_folder(image_root: Path, detail: str = "") -> None:
+    """DataError naming ``image_root`` unless it is a folder: one line, not one per image."""
+    if not image_root.exists():
+        raise DataError(f"data.image_root: {image_root} does not exist{detail}")
+    if not image_root.is_dir():
+        raise DataError(f"data.image_root: {image_root} is not a folder{detail}")
 
 
 def image_size(path: Path) -> tuple[int, int] | None:
@@ -289,8 +299,15 @@ class _Tally:
     notes: list[str] = field(default_factory=list)
 
     def drop_sample(self, image: Path, why: str) -> None:
+        """A warning for each of the first few dropped samples; the summary counts all."""
         self.dropped_images += 1
-        logger.warning("%s: sample dropped: %s", image, why)
+        if self.dropped_images <= _LISTED:
+            logger.warning("%s: sample dropped: %s", image, why)
+        elif self.dropped_images == _LISTED + 1:
+            logger.warning(
+                "%s: more samples dropped, not listed one by one; the summary line counts them",
+                self.source,
+            )
 
     def file_report(self, where: Path, kept: int, notes: list[str]) -> None:
         """One warning for a file: counts, then its problems in file order."""

@@ -115,9 +115,14 @@ def split_samples(samples: list[Sample], cfg: DataConfig) -> Splits:
     asked_holdout = lists["holdout"] is not None or cfg.holdout_fraction > 0
     for split in _SPLITS:
         if not chosen[split] and (split != "holdout" or asked_holdout):
+            fix = (
+                f"list images in data.{split} or change the fractions"
+                if by_name
+                else "every annotated image was dropped; the annotations' log lines say why"
+            )
             raise DataError(
                 f"data: the {split} split is empty ({len(by_name)} usable images under "
-                f"{root}); list images in data.{split} or change the fractions"
+                f"{root}); {fix}"
             )
     order = {name: i for i, name in enumerate(by_name)}
     picked = {
