@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -80,3 +82,27 @@ def storage_url(request: pytest.FixtureRequest) -> str:
 def study_name() -> str:
     """A study name no other test uses, for the shared server databases."""
     return f"test-{secrets.token_hex(4)}"
+
+
+# ---- file systems ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A folder on a real 3 MB tmpfs, unmounted after: a disk that fills up mid-write.
+
+    Needs root and mount(8); elsewhere the test is skipped (tests that need the behaviour
+    on every machine pair it with a file-size limit, see tests/trainer_core/test_checkpoint.py).
+    """
+    where = tmp_path / "tmpfs"
+    where.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mount = ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(where)]
+    done = subprocess.run(mount, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=True)

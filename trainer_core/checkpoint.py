@@ -50,23 +50,44 @@ def restore_rng(state: dict[str, Any]) -> None:
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write atomically: a crash mid-write never leaves a truncated ``last.pt``.
 
-    A write that fails (disk full, read-only file system) removes its partial ``.tmp`` and
-    raises the ``OSError``; the previous ``path`` is left as it was.
+    The checkpoint goes to ``path.tmp`` and is renamed over ``path`` once whole. A write that
+    fails (disk full, read-only file system) removes the partial ``.tmp`` and raises an
+    ``OSError`` whose ``filename`` is ``path`` (or the file that could not be opened); the
+    previous ``path`` is left as it was.
+
+    Raises:
+        OSError: the file system refused the write, e.g. ``errno.ENOSPC`` for a full disk.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        # Through a Python file: a full disk then raises OSError (ENOSPC), where torch's own
-        # writer reports only "unexpected pos" in a RuntimeError.
         with open(tmp, "wb") as f:
             torch.save(state, f)
         os.replace(tmp, path)
     except BaseException as e:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        if isinstance(e, OSError) and e.filename is None:
-            raise OSError(e.errno, e.strerror, str(tmp)) from e
-        raise
+        cause = _os_error_in(e)
+        if cause is None or (cause is e and cause.filename is not None):
+            raise
+        raise OSError(cause.errno, cause.strerror, cause.filename or str(path)) from e
+
+
+def _os_error_in(e: BaseException) -> OSError | None:
+    """The OSError ``e`` is, or that torch's zip writer turned into its RuntimeError.
+
+    A write into a Python file that fails mid-way (a disk that fills up) surfaces from
+    ``torch.save`` as ``RuntimeError: [enforce fail at inline_container.cc] unexpected pos``,
+    the file's ``OSError`` only as its context.
+    """
+    seen: BaseException | None = e
+    while seen is not None:
+        if isinstance(seen, OSError):
+            return seen
+        if not isinstance(seen, RuntimeError):
+            return None
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import random
+import resource
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +112,51 @@ def test_history_written_before_the_time_split_reads_back_untimed(tmp_path: Path
     assert back.history == [EpochRecord(1, 0.9, 0.1, 1.0, 4.0)]
     assert back.history[0].wall_seconds is None
     assert run.history[0].wall_seconds == pytest.approx(1.6)
+
+
+def _big_run_state() -> RunState:
+    """Weights and momentum of about 8 MB: more than the small file systems below take."""
+    model = nn.Linear(1024, 1024)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.ones(2, 1024)).sum().backward()
+    optimizer.step()
+    return RunState(model, optimizer, torch.amp.GradScaler("cpu", enabled=False), "{}")
+
+
+def _fails_whole(folder: Path, expected_errno: int) -> None:
+    """A last.pt that fits, then one that does not: an OSError naming last.pt, no partial
+    file, the earlier last.pt intact."""
+    last = folder / "trial-0" / "last.pt"
+    _run_state(0).save(last)
+    with pytest.raises(OSError) as info:
+        _big_run_state().save(last)
+    assert (info.value.errno, info.value.filename) == (expected_errno, str(last))
+    assert sorted(p.name for p in last.parent.iterdir()) == ["last.pt"]
+    assert load_checkpoint(last)["model"]["weight"].shape == (2, 3)
+
+
+def test_a_disk_that_fills_mid_write_is_enospc_naming_the_checkpoint(small_tmpfs: Path) -> None:
+    """torch's zip writer turns the file's ENOSPC into 'RuntimeError: ... unexpected pos';
+    the caller gets the OSError a full disk is, so a trial fails with 'disk full at PATH'."""
+    _fails_whole(small_tmpfs, errno.ENOSPC)
+
+
+@contextlib.contextmanager
+def _file_size_limit(limit: int) -> Iterator[None]:
+    """Files written meanwhile stop growing at ``limit`` bytes (EFBIG), like a disk that
+    fills mid-write, on machines where no small file system can be mounted."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the signal kills us
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old_handler)
+
+
+def test_a_file_that_stops_growing_mid_write_is_an_os_error_naming_the_checkpoint(
+    tmp_path: Path,
+) -> None:
+    with _file_size_limit(1 << 20):
+        _fails_whole(tmp_path, errno.EFBIG)
