@@ -19,7 +19,13 @@ from storage._open import (
     close_storage,
     open_storage,
 )
-from storage._outage import STORAGE_WAIT_S, TRANSIENT_ERRORS, Backoff, StorageUnavailable
+from storage._outage import (
+    STORAGE_WAIT_S,
+    TRANSIENT_ERRORS,
+    Backoff,
+    StorageUnavailable,
+    outage_reason,
+)
 from storage._proxy import run_proxy
 from storage._trials import (
     PRIVATE_API,
@@ -59,6 +65,7 @@ __all__ = [
     "open_artifact_store",
     "open_storage",
     "optuna_version_problem",
+    "outage_reason",
     "record_heartbeat",
     "redact",
     "resolve_url",

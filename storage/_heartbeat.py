@@ -1,13 +1,20 @@
-"""Heartbeat settings: how a dead worker's trial is noticed and retried."""
+"""Heartbeats: how a dead worker's trial is noticed and retried, and a heartbeat that rides
+out a database outage."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
+from optuna.storages import RDBStorage
+
+from storage._outage import TRANSIENT_ERRORS, outage_reason
 from storage._trials import retry_callback
 
-__all__ = ["HeartbeatSettings"]
+__all__ = ["HeartbeatSettings", "SteadyHeartbeatStorage"]
+
+_logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,3 +55,28 @@ class HeartbeatSettings:
             "grace_period": self.grace_period,
             "heartbeat_stale_trial_callback": retry_callback(self.max_retry),
         }
+
+
+class SteadyHeartbeatStorage(RDBStorage):
+    """Optuna's RDBStorage whose heartbeat outlives a database outage, quietly.
+
+    Optuna records heartbeats from a thread of its own that ends at the first error, and
+    Python prints that thread's traceback into the worker's log. Here a heartbeat the
+    database does not take is one warning line with the driver's reason (once an outage),
+    and the thread goes on beating, so the trial does not look dead once the database is
+    back. Everything else is Optuna's.
+    """
+
+    _beats_failing = False  # a race between two beating threads costs one line more
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            super().record_heartbeat(trial_id)
+        except TRANSIENT_ERRORS as e:
+            if not self._beats_failing:
+                self._beats_failing = True
+                _logger.warning("heartbeat not written: %s; trying on", outage_reason(e))
+            return
+        if self._beats_failing:
+            self._beats_failing = False
+            _logger.warning("heartbeats written again")

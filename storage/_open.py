@@ -16,7 +16,7 @@ from optuna.storages import BaseStorage, GrpcStorageProxy, RDBStorage
 from sqlalchemy.engine import make_url
 
 from storage._errors import StorageError
-from storage._heartbeat import HeartbeatSettings
+from storage._heartbeat import HeartbeatSettings, SteadyHeartbeatStorage
 from storage._url import redact, resolve_url, scrub
 
 __all__ = [
@@ -98,8 +98,8 @@ def open_storage(
 
     Example:
         >>> storage = open_storage("sqlite:///:memory:")
-        >>> type(storage).__name__
-        'RDBStorage'
+        >>> isinstance(storage, RDBStorage)
+        True
     """
     url = resolve_url(url)
     scheme = url.partition("://")[0].lower() if "://" in url else ""
@@ -195,7 +195,7 @@ def _new_rdb_storage(url: str, engine_kwargs: dict[str, Any], extra: dict[str, A
     with warnings.catch_warnings():
         # heartbeat_interval is marked experimental in optuna 5; we opt in on purpose.
         warnings.simplefilter("ignore", ExperimentalWarning)
-        return RDBStorage(url, engine_kwargs=engine_kwargs, **extra)
+        return SteadyHeartbeatStorage(url, engine_kwargs=engine_kwargs, **extra)
 
 
 def _engine_kwargs(url: str, scheme: str, timeouts: tuple[float, float]) -> dict[str, Any]:

@@ -10,7 +10,13 @@ import grpc
 import sqlalchemy.exc
 from optuna.exceptions import StorageInternalError
 
-__all__ = ["STORAGE_WAIT_S", "TRANSIENT_ERRORS", "Backoff", "StorageUnavailable"]
+__all__ = [
+    "STORAGE_WAIT_S",
+    "TRANSIENT_ERRORS",
+    "Backoff",
+    "StorageUnavailable",
+    "outage_reason",
+]
 
 STORAGE_WAIT_S = 600.0
 """How long a worker waits out an unreachable storage by default (``--storage-wait``)."""
@@ -23,6 +29,48 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     grpc.RpcError,
 )
 """Errors a storage call raises while the database or the proxy does not answer."""
+
+
+def outage_reason(e: BaseException) -> str | None:
+    """Why the storage did not answer, in one line and the driver's own words; None when
+    ``e`` (or what it was raised from) is not a storage outage.
+
+    Optuna wraps a lost connection in its own words ("invalid data in the commit, e.g.
+    exceeding max length"), or loses it behind an error of its own ("cannot access local
+    variable 'updated_state'") when a trial's tell and the read after it both fail; the
+    driver's error ("Connection refused", "server closed the connection", "timed out")
+    is further down the chain, and is what this returns.
+
+    Example:
+        >>> outage_reason(ValueError("a bad value")) is None
+        True
+    """
+    chain = _chain(e)
+    transient = [c for c in chain if isinstance(c, (*TRANSIENT_ERRORS, ConnectionError))]
+    if not transient:
+        return None
+    for cause in chain:
+        if isinstance(cause, sqlalchemy.exc.DBAPIError) and cause.orig is not None:
+            return _one_line(cause.orig)
+        if isinstance(cause, grpc.RpcError) and callable(getattr(cause, "details", None)):
+            return _one_line(cause.details() or cause)
+        if isinstance(cause, ConnectionError):
+            return _one_line(cause)
+    return _one_line(transient[-1])
+
+
+def _chain(e: BaseException) -> list[BaseException]:
+    """``e``, what it was raised from, what that was raised from ... (a loop ends it)."""
+    chain: list[BaseException] = []
+    seen: BaseException | None = e
+    while seen is not None and all(seen is not c for c in chain):
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    return chain
+
+
+def _one_line(e: object) -> str:
+    return " ".join(str(e).split())[:300] or type(e).__name__
 
 
 class StorageUnavailable(Exception):
