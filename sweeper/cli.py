@@ -114,13 +114,18 @@ HostOption = Annotated[
 ]
 PortOption = Annotated[int, typer.Option("--port", help="port to listen on")]
 
+FLAG = ""
+"""The metavar of an on/off option: it takes no value, and typer would show ``<bool>``."""
+
 # Set by the root callback on every invocation, read when an error is reported.
 _debug: ContextVar[bool] = ContextVar("sweeper_debug", default=False)
 
 
 @app.callback()
 def _root(
-    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks of errors")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", metavar=FLAG, help="show tracebacks of errors")
+    ] = False,
 ) -> None:
     _debug.set(debug)
     if problem := optuna_version_problem():
@@ -185,13 +190,17 @@ def create_study_cmd(
     ] = None,
     exist_ok: Annotated[
         bool,
-        typer.Option("--exist-ok", help="reuse a study of this name if its spec is identical"),
+        typer.Option(
+            "--exist-ok", metavar=FLAG, help="reuse a study of this name if its spec is identical"
+        ),
     ] = False,
     data_root: DataRootOption = None,
     skip_check: Annotated[
         bool,
         typer.Option(
-            "--skip-check", help="do not build the backbone or read the data first (faster)"
+            "--skip-check",
+            metavar=FLAG,
+            help="do not build the backbone or read the data first (faster)",
         ),
     ] = False,
 ) -> None:
@@ -217,7 +226,9 @@ def create_study_cmd(
     out.print("next:", markup=False)
     out.print(f"  sweeper worker --study {study.study_name}{flag}", markup=False, soft_wrap=True)
     out.print(f"  sweeper status {study.study_name}{flag}", markup=False, soft_wrap=True)
-    out.print(f"  optuna-dashboard '{redact(url)}'", markup=False, soft_wrap=True)
+    # Not optuna-dashboard URL: it misses the pictures (the artifact store), and reads a
+    # bare postgresql:// as psycopg 3, which is not installed.
+    out.print(f"  sweeper dashboard{flag}", markup=False, soft_wrap=True)
 
 
 @command("check")
@@ -265,7 +276,9 @@ def status_cmd(
 def delete_study_cmd(
     study: StudyArg,
     storage: StorageOption = None,
-    yes: Annotated[bool, typer.Option("--yes", help="really delete it and all its trials")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", metavar=FLAG, help="really delete it and all its trials")
+    ] = False,
     artifacts: ArtifactsOption = DEFAULT_ARTIFACTS,
 ) -> None:
     """Delete a study, all its trials, and its checkpoints and logs under --artifacts.
@@ -295,7 +308,9 @@ def train_cmd(
         list[str] | None,
         typer.Option("--set", help="override a field by dotted path, e.g. optimizer.lr=3e-4"),
     ] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="continue from OUT/last.pt")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", metavar=FLAG, help="continue from OUT/last.pt")
+    ] = False,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="output directory (default: the config's)")
     ] = None,
@@ -388,7 +403,10 @@ def rank_cmd(
     by: SortOption = None,
     fmt: Annotated[Format, typer.Option("--format", help="table, csv or json")] = "table",
     wide: Annotated[
-        bool, typer.Option("--wide", help="every column, however wide (default: what fits)")
+        bool,
+        typer.Option(
+            "--wide", metavar=FLAG, help="every column, however wide (default: what fits)"
+        ),
     ] = False,
     plot: Annotated[
         Path | None,

@@ -183,14 +183,18 @@ def test_invalid_spec_is_one_line_exit_2_and_creates_nothing(
     ("text", "message"),
     [
         (None, "no such file"),
-        ("name: [unclosed\n", "not valid YAML"),
-        ("- a list\n", "expected a mapping at the top level"),
+        (b"name: [unclosed\n", "not valid YAML"),
+        (b"- a list\n", "expected a mapping at the top level"),
+        (
+            b"name: x\n# r\xe9glage\n",  # Latin-1 from an old editor
+            "not UTF-8: byte 0xe9 at position 11 (line 2, column 4); save the file as UTF-8",
+        ),
     ],
 )
-def test_unreadable_spec_file(text: str | None, message: str, tmp_path: Path) -> None:
+def test_unreadable_spec_file(text: bytes | None, message: str, tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
     if text is not None:
-        spec.write_text(text)
+        spec.write_bytes(text)
     result = runner.invoke(
         app, ["create-study", str(spec), "--storage", f"sqlite:///{tmp_path}/x.db"]
     )
@@ -215,6 +219,8 @@ def test_create_study_prints_the_study_and_what_to_run_next(
     assert result.exit_code == 0, result.output
     assert f"study {study_name} ready in {storage_url}" in result.stdout
     assert f"sweeper worker --study {study_name} --storage '{storage_url}'" in result.stdout
+    assert f"sweeper dashboard --storage '{storage_url}'" in result.stdout
+    assert "optuna-dashboard" not in result.stdout  # no pictures, and psycopg 3 for postgresql://
     assert "pruning: Hyperband, 2 brackets; rungs at epochs 1, 3 of 6" in result.stdout
     assert "warning: search_space.T_max: T_max can be 5..7 while base.epochs is 6" in result.stderr
     assert study_name in optuna.get_all_study_names(open_storage(storage_url))
@@ -247,6 +253,7 @@ def test_storage_comes_from_the_environment(
     result = runner.invoke(app, ["create-study", str(DEMO)])
     assert result.exit_code == 0, result.output
     assert "sweeper worker --study demo\n" in result.stdout  # no --storage to repeat
+    assert "sweeper dashboard\n" in result.stdout
     assert optuna.get_all_study_names(open_storage(url)) == ["demo"]
 
 

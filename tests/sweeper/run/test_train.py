@@ -53,6 +53,15 @@ def test_unknown_key_and_bad_override_exit_2(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "missing.yaml" in result.stderr
 
 
+def test_a_config_that_is_not_utf8_exits_2_naming_the_file_and_the_byte(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    config.write_bytes(config.read_bytes() + b"# r\xe9glage\n")
+    result = runner.invoke(app, ["train", str(config)])
+    assert result.exit_code == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {config}: not UTF-8: byte 0xe9 at position ")
+
+
 def test_pretrained_offline_without_cache_exits_2_naming_both_ways_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
