@@ -6,7 +6,7 @@ parent shows a live line per child, restarts a child that died (at most ``max_re
 times in :data:`RESTART_WINDOW_S`, with a growing delay; never one that stopped on bad data,
 bad config or a storage gone for too long), prints each death and restart as its own line,
 forwards SIGTERM/SIGINT, and exits 0 when every child finished cleanly, 2 when one stopped on
-bad input.
+bad input, 3 when one gave up on an unreachable storage (past ``--storage-wait``).
 """
 
 from __future__ import annotations
@@ -267,7 +267,7 @@ def run_workers(
     child_command: tuple[str, ...] = (sys.executable, "-m", "sweeper.run._child"),
 ) -> int:
     """Start a child per slot with ``options`` and supervise them; return the exit code
-    (0 all clean, 2 if one stopped on bad input, else 1).
+    (0 all clean, 2 if one stopped on bad input, 3 if one gave up on the storage, else 1).
 
     Each slot logs to its own file, named by the study's key (``options.study_key``)
     and by this node and process, so nodes sharing the artifacts directory never mix logs.
@@ -323,7 +323,10 @@ def run_workers(
     codes = {c.returncode for c in children}
     if codes == {0}:
         return 0
-    return EXIT_BAD_INPUT if EXIT_BAD_INPUT in codes else EXIT_FAILED
+    for code in (EXIT_BAD_INPUT, EXIT_STORAGE_GONE):  # the first that applies says why
+        if code in codes:
+            return code
+    return EXIT_FAILED
 
 
 def _kill_all(children: list[ChildState]) -> None:

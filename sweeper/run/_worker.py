@@ -29,13 +29,13 @@ from optuna.storages import BaseStorage, GrpcStorageProxy, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from storage import (
-    TRANSIENT_ERRORS,
     Backoff,
     HeartbeatSettings,
     StorageUnavailable,
     close_storage,
     open_artifact_store,
     open_storage,
+    outage_reason,
     record_heartbeat,
     redact,
     resolve_url,
@@ -180,18 +180,6 @@ class _Tracked:
             raise
 
 
-def _unreachable(e: BaseException) -> bool:
-    """Whether ``e`` (or what it was raised from) says the storage did not answer."""
-    chain: list[BaseException] = []
-    seen: BaseException | None = e
-    while seen is not None and seen not in chain:  # a chain can loop back on itself
-        if isinstance(seen, (*TRANSIENT_ERRORS, ConnectionError)):
-            return True
-        chain.append(seen)
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
 def _when_up(call: Callable[[], T], backoff: Backoff, ctx: WorkerContext) -> T:
     """``call()``, tried again with ``backoff`` while the storage does not answer.
 
@@ -203,10 +191,11 @@ def _when_up(call: Callable[[], T], backoff: Backoff, ctx: WorkerContext) -> T:
         try:
             result = call()
         except Exception as e:
-            if not _unreachable(e):
+            reason = outage_reason(e)
+            if reason is None:
                 raise
-            delay = backoff.failed(one_line(e, 300))
-            ctx.status(event="outage", reason=one_line(e, 300), retry_in=round(delay))
+            delay = backoff.failed(reason)
+            ctx.status(event="outage", reason=reason, retry_in=round(delay))
             if ctx.stop.wait(delay):
                 raise StorageUnavailable("stopped while waiting for the storage") from e
             continue
@@ -219,7 +208,7 @@ def _storage_down(storage: BaseStorage, study_name: str) -> bool:
     try:
         storage.get_study_id_from_name(study_name)
     except Exception as e:
-        return _unreachable(e)
+        return outage_reason(e) is not None
     return False
 
 
@@ -345,11 +334,13 @@ def run_worker(
         except Exception as e:
             if not _storage_down(storage, study_name):
                 raise
+            # The driver's words ("Connection refused"), not Optuna's wrapper's.
+            reason = outage_reason(e) or one_line(e, 300)
             if tracked.current is not None and cut_off is None:
-                cut_off = (tracked.current, one_line(e, 300))
+                cut_off = (tracked.current, reason)
             tracked.current = None
-            delay = backoff.failed(one_line(e, 300))
-            ctx.status(event="outage", reason=one_line(e, 300), retry_in=round(delay))
+            delay = backoff.failed(reason)
+            ctx.status(event="outage", reason=reason, retry_in=round(delay))
             ctx.stop.wait(delay)
     ctx.status(event="done", ran=ran)
     return ran

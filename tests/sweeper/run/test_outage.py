@@ -2,15 +2,12 @@
 
 The test cannot stop the shared PostgreSQL server, so the workers reach it through a TCP
 relay the test owns; closing the relay (every connection cut, new ones refused) is the
-outage, reopening it on the same port is the server coming back.
+outage, reopening it on the same port is the server coming back (tests/servers.Relay).
 """
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -20,6 +17,7 @@ from optuna.trial import TrialState
 
 from storage import open_storage, retry_root
 from sweeper.define import load_study
+from tests.servers import Relay
 from tests.sweeper.tiny_sweep import (
     create,
     make_data,
@@ -36,53 +34,6 @@ pytestmark = [
 ]
 
 
-class Relay:
-    """127.0.0.1:<port> -> 127.0.0.1:5432, byte for byte, until :meth:`close`."""
-
-    def __init__(self, port: int = 0) -> None:
-        self.server = socket.create_server(("127.0.0.1", port), reuse_port=False)
-        self.port = self.server.getsockname()[1]
-        self.open: list[socket.socket] = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return  # closed
-            upstream = socket.create_connection(("127.0.0.1", 5432))
-            with self.lock:
-                self.open += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        """The outage: the port refuses, open connections are cut."""
-        with contextlib.suppress(OSError):
-            self.server.shutdown(socket.SHUT_RDWR)  # wakes the accept() in its thread
-        self.server.close()
-        with self.lock:
-            for s in self.open:
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                s.close()
-            self.open.clear()
-
-
 def _start(
     tmp_path: Path, postgres_url: str, name: str, epochs: int, *extra: str
 ) -> tuple[Relay, subprocess.Popen]:
@@ -90,9 +41,8 @@ def _start(
     make_data(tmp_path)
     create(tmp_path, postgres_url, tiny_spec(name, 1, epochs=epochs), "--skip-check")
     relay = Relay()
-    url = postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{relay.port}")
     worker = start_sweeper(
-        *worker_args(tmp_path, url, name, *extra, grace_s=3),
+        *worker_args(tmp_path, relay.url(postgres_url), name, *extra, grace_s=3),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -154,10 +104,17 @@ def test_a_worker_stops_when_the_storage_stays_away(
     finally:
         if worker.poll() is None:
             worker.kill()
-    assert worker.returncode == 1, stderr
+    assert worker.returncode == 3, stderr  # as docs/cluster.md says
     # The parent's own output keeps the history, though it is not a terminal.
     assert "worker 0: exited 3: storage unreachable for" in stderr
     assert "the limit, --storage-wait, is 6 s" in stderr
+    # The cause, not Optuna's wrapper ("invalid data in the commit, e.g. exceeding max
+    # length"); and no traceback from a heartbeat thread in the worker's log.
+    [gone] = [line for line in stderr.splitlines() if "worker 0: exited 3" in line]
+    assert "Connection refused" in gone
+    logs = "".join(worker_logs(tmp_path / "artifacts").values())
+    assert "invalid data in the commit" not in stderr + logs
+    assert "Traceback" not in logs
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used:UserWarning")
@@ -168,8 +125,9 @@ def test_a_trials_heartbeat_outlives_an_outage(postgres_url: str, study_name: st
 
     create_study(parse_spec(tiny_spec(study_name, 1)), open_storage(postgres_url))
     relay = Relay()
-    url = postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{relay.port}")
-    storage = open_storage(url, heartbeat=True, settings=HeartbeatSettings(1, 3, 2))
+    storage = open_storage(
+        relay.url(postgres_url), heartbeat=True, settings=HeartbeatSettings(1, 3, 2)
+    )
     study, _ = load_study(study_name, storage)
     trial = study.ask()
     direct = open_storage(postgres_url)

@@ -88,6 +88,19 @@ def test_a_child_that_stopped_on_bad_data_is_not_restarted(tmp_path: Path) -> No
     assert "worker 0: exited 2: bad data: no such folder" in text
 
 
+def test_a_child_that_gave_up_on_the_storage_makes_the_node_exit_3(tmp_path: Path) -> None:
+    """docs/cluster.md: past --storage-wait the worker exits 3 (not 1, a crash)."""
+    status = json.dumps({"event": "gone", "reason": "storage unreachable for 600 s"})
+    code, text = _supervise(
+        tmp_path,
+        f"import sys; print({status!r}, flush=True); sys.exit({EXIT_STORAGE_GONE})",
+        max_restarts=3,
+    )
+    assert code == EXIT_STORAGE_GONE
+    assert "restart" not in text
+    assert "worker 0: exited 3: storage unreachable for 600 s" in text
+
+
 def test_the_restart_decision_backs_off_and_gives_up_without_waiting() -> None:
     """The pure decision run_workers makes for an exited child, at chosen clock values."""
     assert restart_delay(1, [], now=100.0, stopping=False, max_restarts=3) == 1.0
