@@ -48,6 +48,11 @@ def resume_mismatch(cfg: TrainConfig, state: dict[str, Any]) -> str | None:
     return f"its config differs in {', '.join(differ)}"
 
 
+FILE_SYSTEM_WIDE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
+"""Write errors of the file system, not of one file: a full disk or quota, a read-only
+mount, a file-size limit. Every next trial writing there would fail alike."""
+
+
 def os_error_reason(e: OSError) -> str:
     """A file-system error as a trial's fail reason: ``disk full at PATH`` and the like."""
     where = f" at {e.filename}" if e.filename else ""

@@ -38,6 +38,7 @@ from sweeper.attrs import (
 from sweeper.define import StudySpec, study_key, suggest_params, trial_config
 from sweeper.paths import relative_to_artifacts, trial_checkpoints
 from sweeper.run._checkpoints import (
+    FILE_SYSTEM_WIDE,
     os_error_reason,
     resume_mismatch,
     seed_promoted_checkpoint,
@@ -66,11 +67,13 @@ class TrialFailed(Exception):
 
 class WillRepeat(TrialFailed):
     """A failure every trial on this worker would hit (bad data, a config that cannot run
-    here, an unusable artifacts directory): the worker stops instead of spending the budget."""
+    here, a full disk, an unusable artifacts directory): the worker stops instead of
+    spending the budget."""
 
 
 class DiskError(TrialFailed):
-    """Writing the trial's files failed (disk full, read-only); the reason names the path."""
+    """Writing one trial's files failed (a folder it cannot write); the reason names the
+    path. A full or read-only file system is a :class:`WillRepeat` instead."""
 
 
 class Interrupted(Exception):
@@ -317,7 +320,9 @@ class Objective:
             except ConfigError as e:
                 raise self._fail(trial, f"bad config: {e}", WillRepeat) from e
             except OSError as e:
-                raise self._fail(trial, os_error_reason(e), DiskError) from e
+                # A full disk fails every next trial too: the worker stops (WillRepeat).
+                kind = WillRepeat if e.errno in FILE_SYSTEM_WIDE else DiskError
+                raise self._fail(trial, os_error_reason(e), kind) from e
             except Interrupted:
                 trial.set_user_attr(INTERRUPTED_ATTR, True)
                 raise

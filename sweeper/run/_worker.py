@@ -174,8 +174,8 @@ class _Tracked:
             self.requeue, self.stop_reason = True, str(e)
             raise
         except DiskError:
-            # One trial's problem (a full disk someone frees, a path) unless the artifacts
-            # directory itself cannot take a file.
+            # One trial's problem (a folder it cannot write) unless the artifacts directory
+            # itself cannot take a file. A full disk is a WillRepeat.
             self.requeue, self.stop_reason = True, artifacts_problem(self.artifacts)
             raise
 

@@ -1,15 +1,17 @@
-"""Failures that would repeat stop the worker; one trial's disk trouble is recorded and retried."""
+"""Failures that would repeat stop the worker (bad data, a full disk, unusable artifacts);
+the trial they hit is recorded with its reason and re-queued."""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from storage import open_storage
+from storage import open_storage, retry_root
 from sweeper.define import create_study, parse_spec, study_key
 from sweeper.paths import checkpoints_dir
 from sweeper.run import WorkerContext, WorkerLimits, WorkerStopped, run_worker
@@ -26,25 +28,43 @@ def _ctx(root: Path, name: str) -> WorkerContext:
     return WorkerContext(name, root / "artifacts", "test:1/0.abcdef", data_root=root)
 
 
-def test_a_full_disk_fails_the_trial_with_its_reason_and_leaves_no_partial_file(
-    tmp_path: Path, sqlite_url: str
+def _fills_up(root: Path, url: str, artifacts: Path) -> None:
+    """A worker whose checkpoints meet a full disk: the trial fails with "disk full at PATH"
+    and is re-queued (its retry counts in the budget as the same trial), no partial file is
+    left, and the worker stops with that line: every next trial would fail alike."""
+    ctx = WorkerContext("full", artifacts, "test:1/0.abcdef", data_root=root)
+    with pytest.raises(WorkerStopped) as info:
+        run_worker("full", url, ctx, WorkerLimits(n_trials=2))
+    trial_dir = checkpoints_dir(artifacts, study_key("full", open_storage(url))) / "trial-0"
+    assert re.fullmatch(f"disk full at {re.escape(str(trial_dir))}/(best|last).pt", str(info.value))
+    first, *queued = optuna.load_study(study_name="full", storage=url).get_trials()
+    assert first.state == TrialState.FAIL
+    assert first.user_attrs["fail_reason"] == str(info.value)
+    assert [(t.state, retry_root(t)) for t in queued] == [(TrialState.WAITING, 0)]
+    assert not list(artifacts.rglob("*.tmp"))
+
+
+def test_a_disk_that_fills_up_stops_the_worker_and_requeues_the_trial(
+    tmp_path: Path, sqlite_url: str, small_tmpfs: Path
 ) -> None:
+    """A real 3 MB file system: the tiny trial's best.pt fits, its last.pt (with the
+    optimizer state) fills the disk mid-write."""
     make_data(tmp_path)
     _study(sqlite_url, "full")
-    trial_dir = checkpoints_dir(tmp_path / "artifacts", study_key("full", open_storage(sqlite_url)))
-    (trial_dir / "trial-0").mkdir(parents=True)
-    # The kernel's own full disk: every write to /dev/full fails with ENOSPC.
-    os.symlink("/dev/full", trial_dir / "trial-0" / "last.pt.tmp")
+    _fills_up(tmp_path, sqlite_url, small_tmpfs / "artifacts")
 
-    run_worker("full", sqlite_url, _ctx(tmp_path, "full"), WorkerLimits(n_trials=1))
-    first, *queued = optuna.load_study(study_name="full", storage=sqlite_url).get_trials()
-    assert first.state == TrialState.FAIL
-    assert (
-        first.user_attrs["fail_reason"] == f"disk full at {trial_dir / 'trial-0' / 'last.pt.tmp'}"
-    )
-    assert not list((trial_dir / "trial-0").glob("*.tmp"))
-    # One trial's trouble: the worker went on (its own limit stopped it), the trial waits.
-    assert [t.state for t in queued] == [TrialState.WAITING]
+
+def test_a_full_disk_from_the_first_byte_stops_the_worker_too(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Without root: the kernel's own full disk, /dev/full, where every write fails."""
+    make_data(tmp_path)
+    _study(sqlite_url, "full")
+    artifacts = tmp_path / "artifacts"
+    trial_dir = checkpoints_dir(artifacts, study_key("full", open_storage(sqlite_url)))
+    (trial_dir / "trial-0").mkdir(parents=True)
+    os.symlink("/dev/full", trial_dir / "trial-0" / "last.pt.tmp")
+    _fills_up(tmp_path, sqlite_url, artifacts)
 
 
 def test_unusable_artifacts_stop_the_worker(tmp_path: Path, sqlite_url: str) -> None:
