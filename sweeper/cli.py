@@ -46,7 +46,7 @@ from sweeper.define import (
     study_key,
     tracking_from_flags,
 )
-from sweeper.errors import EXIT_BAD_INPUT, EXIT_FAILED, SpecError, StudyError
+from sweeper.errors import EXIT_BAD_INPUT, EXIT_FAILED, OptionError, SpecError, StudyError
 from sweeper.paths import DEFAULT_ARTIFACTS
 from sweeper.rank import Rule, list_studies, study_status
 from sweeper.text import human_bytes, one_line
@@ -59,6 +59,7 @@ __all__ = ["BAD_INPUT", "EXIT_BAD_INPUT", "EXIT_FAILED", "app", "command", "main
 BAD_INPUT: tuple[type[BaseException], ...] = (
     ConfigError,
     DataError,
+    OptionError,
     SpecError,
     StudyError,
     StorageError,

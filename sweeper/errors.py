@@ -7,6 +7,7 @@ __all__ = [
     "EXIT_BAD_INPUT",
     "EXIT_FAILED",
     "EXIT_STORAGE_GONE",
+    "OptionError",
     "SpecError",
     "StudyError",
 ]
@@ -23,6 +24,11 @@ EXIT_STORAGE_GONE = 3
 
 class SpecError(ValueError):
     """A study spec that cannot be used; the message names the field and the rule."""
+
+
+class OptionError(ValueError):
+    """A command-line option this machine cannot honour (``--gpus`` it does not have, an
+    ``--artifacts`` directory that cannot take a file); the message names the option."""
 
 
 class StudyError(ValueError):

@@ -87,22 +87,41 @@ def study_name() -> str:
 # ---- file systems ---------------------------------------------------------------------
 
 
+def _tmpfs(where: Path, options: str) -> Iterator[Path]:
+    """A real tmpfs mounted at ``where`` with ``options`` while the test runs; the test is
+    skipped where mounting is not allowed."""
+    where.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)]
+    done = subprocess.run(mount, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=True)
+
+
 @pytest.fixture
 def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A folder on a real 3 MB tmpfs, unmounted after: a disk that fills up mid-write.
 
     Needs root and mount(8); elsewhere the test is skipped (tests that need the behaviour
-    on every machine pair it with a file-size limit, see tests/trainer_core/test_checkpoint.py).
+    on every machine pair it with a file-size limit, see tests/trainer_core/test_checkpoint.py,
+    or with /dev/full, see tests/sweeper/run/test_repeat_failures.py).
     """
-    where = tmp_path / "tmpfs"
-    where.mkdir()
+    yield from _tmpfs(tmp_path / "tmpfs", "size=3m")
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A folder nothing can be written to: a read-only tmpfs as root (whom file modes do not
+    stop), else a folder without write permission."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mount = ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(where)]
-    done = subprocess.run(mount, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
-    try:
+        where = tmp_path / "read-only"
+        where.mkdir(mode=0o555)
         yield where
-    finally:
-        subprocess.run(["umount", str(where)], check=True)
+        where.chmod(0o755)
+        return
+    yield from _tmpfs(tmp_path / "read-only", "ro,size=1m")

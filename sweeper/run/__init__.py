@@ -6,7 +6,8 @@ and ``sweeper train``.
 from sweeper._lazy import LazyExports
 
 _exports = LazyExports(__name__, globals())
-_exports.add("_checkpoints", "os_error_reason", "resume_mismatch", "seed_promoted_checkpoint")
+_exports.add("_checkpoints", "artifacts_problem", "os_error_reason", "resume_mismatch")
+_exports.add("_checkpoints", "seed_promoted_checkpoint")
 _exports.add("_cost", "CostLedger")
 _exports.add("_node", "run_node")
 _exports.add("_objective", "DiskError", "Interrupted", "Objective", "TrialFailed", "WillRepeat")
@@ -20,7 +21,7 @@ _exports.add("_tracking", "Backend", "MlflowBackend", "RunInfo", "TensorboardBac
 _exports.add("_tracking", "TrackedRun", "WandbBackend", "epoch_metrics", "flatten")
 _exports.add("_tracking", "open_trackers")
 _exports.add("_train", "run_training", "summary_table")
-_exports.add("_worker", "WorkerStopped", "artifacts_problem", "run_worker")
+_exports.add("_worker", "WorkerStopped", "run_worker")
 _exports.add("_worker", "worker_identity", "worker_process_main")
 __all__ = _exports.names
 __getattr__ = _exports.get

@@ -4,6 +4,7 @@ promoted trial is seeded, and what a file-system error there means. (Where they 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -61,6 +62,23 @@ def os_error_reason(e: OSError) -> str:
     if e.errno == errno.EROFS:
         return f"read-only file system{where}"
     return f"{e.strerror or type(e).__name__}{where}"
+
+
+def artifacts_problem(artifacts: Path) -> str | None:
+    """Why checkpoints cannot be written under ``artifacts`` (None: a probe file could)."""
+    probe = Path(artifacts) / "checkpoints" / f".probe-{os.getpid()}"
+    try:
+        probe.parent.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"\0" * 65536)
+            f.flush()
+            os.fsync(f.fileno())
+        probe.unlink()
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+        return f"artifacts directory {artifacts} is unusable: {os_error_reason(e)}"
+    return None
 
 
 def seed_promoted_checkpoint(attrs: dict[str, Any], artifacts: Path, out_dir: Path) -> bool:

@@ -8,7 +8,8 @@ from rich.console import Console
 
 from storage import CONNECTIONS_PER_PROCESS, HeartbeatSettings, close_storage, open_storage, redact
 from sweeper.define import load_study, study_key
-from sweeper.errors import SpecError
+from sweeper.errors import OptionError
+from sweeper.run._checkpoints import artifacts_problem
 from sweeper.run._options import WorkerLimits, WorkerOptions
 from sweeper.run._supervisor import plan_slots, run_workers
 
@@ -34,7 +35,8 @@ def run_node(
     then holds no database connection while the children work.
 
     Raises:
-        SpecError: a bad ``--gpus``/``--procs`` or heartbeat setting.
+        OptionError: a bad ``--gpus``/``--procs`` or heartbeat setting, a GPU this node
+            does not have, or an artifacts directory that cannot take a file.
         StudyError: no such study.
     """
     checked = open_storage(url, create=False)
@@ -43,11 +45,13 @@ def run_node(
         key = study_key(study, checked)
     finally:
         close_storage(checked)
+    slots = plan_slots(gpus, procs, procs_per_gpu)
     try:
-        slots = plan_slots(gpus, procs, procs_per_gpu)
         beat = HeartbeatSettings(heartbeat_interval, grace_period, spec.retries.max_retries)
     except ValueError as e:
-        raise SpecError(str(e)) from e
+        raise OptionError(str(e)) from e
+    if (problem := artifacts_problem(artifacts)) is not None:
+        raise OptionError(f"--artifacts: {problem}")
     limits = limits or WorkerLimits()
     options = WorkerOptions(
         study_name=study,

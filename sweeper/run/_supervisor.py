@@ -30,7 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from storage import ENV_VAR, resolve_url
-from sweeper.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_STORAGE_GONE
+from sweeper.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_STORAGE_GONE, OptionError
 from sweeper.paths import log_file, safe_component
 from sweeper.run._options import WorkerOptions
 
@@ -70,17 +70,18 @@ def plan_slots(gpus: str = "auto", procs: int | None = None, procs_per_gpu: int 
     """Which children to start.
 
     Args:
-        gpus: ``auto`` (every visible GPU, else the CPU), ``cpu``, or a list like ``0,1,3``.
+        gpus: ``auto`` (every visible GPU, else the CPU), ``cpu``, or a list like ``0,1,3``
+            of GPUs this node has (as ``CUDA_VISIBLE_DEVICES`` names them, when it is set).
         procs: number of CPU processes (CPU only; default 1).
         procs_per_gpu: children per GPU, for models small enough to share one.
 
     Raises:
-        ValueError: a malformed GPU list or a count below 1.
+        OptionError: a malformed GPU list, a GPU this node does not have, or a count below 1.
     """
     if procs is not None and procs < 1:
-        raise ValueError(f"--procs {procs}: must be 1 or more")
+        raise OptionError(f"--procs {procs}: must be 1 or more")
     if procs_per_gpu < 1:
-        raise ValueError(f"--procs-per-gpu {procs_per_gpu}: must be 1 or more")
+        raise OptionError(f"--procs-per-gpu {procs_per_gpu}: must be 1 or more")
     if gpus == "auto":
         devices = _visible_gpus()
     elif gpus == "cpu":
@@ -88,7 +89,8 @@ def plan_slots(gpus: str = "auto", procs: int | None = None, procs_per_gpu: int 
     else:
         devices = [g.strip() for g in gpus.split(",")]
         if not all(g.isdigit() for g in devices):
-            raise ValueError(f"--gpus {gpus!r}: use auto, cpu, or GPU indices like 0,1,3")
+            raise OptionError(f"--gpus {gpus!r}: use auto, cpu, or GPU indices like 0,1,3")
+        _check_present(gpus, devices)
     if devices:
         return [
             Slot(i * procs_per_gpu + k, gpu, devices=1 / procs_per_gpu)
@@ -99,6 +101,19 @@ def plan_slots(gpus: str = "auto", procs: int | None = None, procs_per_gpu: int 
     # Split the cores so CPU children do not oversubscribe each other.
     threads = max(1, (os.cpu_count() or 1) // n)
     return [Slot(i, None, threads) for i in range(n)]
+
+
+def _check_present(gpus: str, devices: list[str]) -> None:
+    """OptionError unless this node has every GPU of ``devices``: a child given a GPU that is
+    not there would train on the CPU under that GPU's label."""
+    visible = _visible_gpus()
+    missing = [g for g in devices if g not in visible]
+    if missing:
+        env = os.environ.get("CUDA_VISIBLE_DEVICES")
+        shown = "CUDA_VISIBLE_DEVICES not set" if env is None else f"CUDA_VISIBLE_DEVICES={env}"
+        raise OptionError(
+            f"--gpus {gpus}: no GPU {', '.join(missing)}: this node has {len(visible)} ({shown})"
+        )
 
 
 @dataclass

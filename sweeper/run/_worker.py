@@ -9,7 +9,6 @@ trial's last checkpoint.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -44,7 +43,7 @@ from storage import (
 from sweeper.attrs import INTERRUPTED_ATTR
 from sweeper.define import OverBudget, StudySpec, budget_left, claim_budget, load_study, study_key
 from sweeper.errors import EXIT_BAD_INPUT, EXIT_STORAGE_GONE
-from sweeper.run._checkpoints import os_error_reason
+from sweeper.run._checkpoints import artifacts_problem
 from sweeper.run._objective import (
     DiskError,
     Interrupted,
@@ -93,23 +92,6 @@ def _retry_failed(
             log.info("trial %d re-queued to resume from its checkpoint", trial.number)
 
     return callback
-
-
-def artifacts_problem(artifacts: Path) -> str | None:
-    """Why checkpoints cannot be written under ``artifacts`` (None: a probe file could)."""
-    probe = Path(artifacts) / "checkpoints" / f".probe-{os.getpid()}"
-    try:
-        probe.parent.mkdir(parents=True, exist_ok=True)
-        with open(probe, "wb") as f:
-            f.write(b"\0" * 65536)
-            f.flush()
-            os.fsync(f.fileno())
-        probe.unlink()
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            probe.unlink()
-        return f"artifacts directory {artifacts} is unusable: {os_error_reason(e)}"
-    return None
 
 
 def _with_keep_alive(

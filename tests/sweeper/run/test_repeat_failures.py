@@ -10,8 +10,10 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
+from typer.testing import CliRunner
 
 from storage import open_storage, retry_root
+from sweeper.cli import app
 from sweeper.define import create_study, parse_spec, study_key
 from sweeper.paths import checkpoints_dir
 from sweeper.run import WorkerContext, WorkerLimits, WorkerStopped, run_worker
@@ -76,6 +78,23 @@ def test_unusable_artifacts_stop_the_worker(tmp_path: Path, sqlite_url: str) -> 
         run_worker("nowhere", sqlite_url, _ctx(tmp_path, "nowhere"))
     trials = optuna.load_study(study_name="nowhere", storage=sqlite_url).get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
+
+
+def test_a_read_only_artifacts_directory_exits_2_in_one_line(
+    tmp_path: Path, sqlite_url: str, read_only_dir: Path
+) -> None:
+    """docs/cluster.md: an artifacts directory that cannot take a file is bad input (exit
+    2, one line), found before any process starts, not an "unexpected OSError" (exit 1)."""
+    _study(sqlite_url, "readonly")
+    args = worker_args(tmp_path, sqlite_url, "readonly")
+    args[args.index("--artifacts") + 1] = str(read_only_dir)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: --artifacts: artifacts directory {read_only_dir} is unusable: ")
+    assert "unexpected" not in line
+    trials = optuna.load_study(study_name="readonly", storage=sqlite_url).get_trials()
+    assert [t.state for t in trials] == []  # nothing was started
 
 
 @pytest.mark.slow

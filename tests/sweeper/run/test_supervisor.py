@@ -9,11 +9,17 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 from rich.console import Console
+from typer.testing import CliRunner
 
-from sweeper.errors import EXIT_BAD_INPUT, EXIT_STORAGE_GONE
+from storage import open_storage
+from sweeper.cli import app
+from sweeper.define import create_study, parse_spec
+from sweeper.errors import EXIT_BAD_INPUT, EXIT_STORAGE_GONE, OptionError
 from sweeper.run import ChildState, Slot, WorkerOptions, plan_slots, restart_delay, run_workers
 from sweeper.run._supervisor import _table
+from tests.sweeper.tiny_sweep import tiny_spec, worker_args
 
 
 def _rendered(children: list[ChildState], width: int = 80) -> list[str]:
@@ -99,6 +105,43 @@ def test_a_child_that_gave_up_on_the_storage_makes_the_node_exit_3(tmp_path: Pat
     assert code == EXIT_STORAGE_GONE
     assert "restart" not in text
     assert "worker 0: exited 3: storage unreachable for 600 s" in text
+
+
+@pytest.mark.parametrize(
+    ("visible", "gpus", "message"),
+    [
+        (None, "7", r"--gpus 7: no GPU 7: this node has \d+ \(CUDA_VISIBLE_DEVICES not set\)"),
+        ("", "0", r"--gpus 0: no GPU 0: this node has 0 \(CUDA_VISIBLE_DEVICES=\)"),
+        ("2,3", "3,7", r"--gpus 3,7: no GPU 7: this node has 2 \(CUDA_VISIBLE_DEVICES=2,3\)"),
+    ],
+)
+def test_a_gpu_the_node_does_not_have_is_refused(
+    monkeypatch: pytest.MonkeyPatch, visible: str | None, gpus: str, message: str
+) -> None:
+    """Not a child labelled "gpu 7" that trains on the CPU and exits 0."""
+    if visible is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    with pytest.raises(OptionError, match=f"^{message}$"):
+        plan_slots(gpus)
+
+
+def test_gpus_the_node_has_get_a_slot_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert [s.gpu for s in plan_slots("3,2", procs_per_gpu=2)] == ["3", "3", "2", "2"]
+
+
+def test_the_worker_command_exits_2_on_a_missing_gpu(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    create_study(parse_spec(tiny_spec("nogpu", 1)), open_storage(sqlite_url))
+    result = CliRunner().invoke(app, [*worker_args(tmp_path, sqlite_url, "nogpu"), "--gpus", "7"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == (
+        "error: --gpus 7: no GPU 7: this node has 0 (CUDA_VISIBLE_DEVICES=)"
+    )
 
 
 def test_the_restart_decision_backs_off_and_gives_up_without_waiting() -> None:
