@@ -24,6 +24,7 @@ __all__ = [
     "TUNED_ATTR_PREFIX",
     "UUID_ATTR",
     "VERIFY_OF_ATTR",
+    "VERIFY_OVERRIDE_KEYS",
     "VERIFY_SOURCE_ATTR",
     "WORKER_ID_ATTR",
 ]
@@ -64,6 +65,9 @@ POSTPROCESS_OF_ATTR = "sweeper.postprocess_of"
 CONFIG_OVERRIDES_ATTR = "config_overrides"
 """On an enqueued trial: dotted TrainConfig paths set on top of its parameters (the seed or
 fold of a ``sweeper verify`` re-run)."""
+
+VERIFY_OVERRIDE_KEYS = ("seed", "data.n_folds", "data.fold")
+"""The only keys :data:`CONFIG_OVERRIDES_ATTR` may set: what a verify re-run varies."""
 
 
 PROMOTED_FROM_ATTR = "promoted_from"

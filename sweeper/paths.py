@@ -10,7 +10,10 @@ never resumes the old one's checkpoints::
 ``<name>`` is the study name reduced to letters, digits, ``.``, ``_`` and ``-``: a name
 written into the database by other means (``../../evil``) cannot leave the artifacts
 directory, and every path is checked to be inside it. Studies made before the id existed
-use their storage id instead (``<name>-id<N>``).
+use their storage id instead (``<name>-id<N>``). A folder a trial attribute records (its
+``checkpoint_dir``, a promoted trial's source) is read through :func:`recorded_folder` only:
+anyone who can write trial attributes (the gRPC proxy has no login) must not point a worker
+at files outside the artifacts directory.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ __all__ = [
     "find_trial_checkpoints",
     "inside",
     "log_file",
+    "recorded_folder",
     "relative_to_artifacts",
     "remove_study_files",
     "safe_component",
@@ -58,6 +62,32 @@ def inside(artifacts: Path, path: Path) -> Path:
     if resolved != root and not resolved.is_relative_to(root):
         raise StudyError(f"{path}: outside the artifacts directory {root}; refusing to use it")
     return resolved
+
+
+def recorded_folder(recorded: object, artifacts: Path | None = None) -> Path:
+    """The folder a trial attribute records, relative to the artifacts directory (as
+    :func:`relative_to_artifacts` writes it), once checked to stay inside it.
+
+    Args:
+        recorded: the attribute's value.
+        artifacts: the artifacts directory, for commands that use the files: the folder is
+            then resolved (symlinks too) and returned under it. None checks the text alone
+            (for commands that only pass the value on): relative, printable, without ``..``.
+
+    Raises:
+        StudyError: not a relative folder inside the artifacts directory.
+    """
+    text = recorded if isinstance(recorded, str) else ""
+    relative = Path(text)
+    if not text or not text.isprintable() or relative.is_absolute() or ".." in relative.parts:
+        where = f" {Path(artifacts).resolve()}" if artifacts is not None else ""
+        raise StudyError(
+            f"recorded folder {recorded!r}: outside the artifacts directory{where}; "
+            "refusing to use it"
+        )
+    if artifacts is None:
+        return relative
+    return inside(artifacts, Path(artifacts) / relative)
 
 
 def checkpoints_dir(artifacts: Path, key: str) -> Path:

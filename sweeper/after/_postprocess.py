@@ -25,7 +25,7 @@ from storage import add_finished_trials, retry_root, storage_of
 from sweeper.attrs import POSTPROCESS_OF_ATTR, TUNED_ATTR
 from sweeper.define import PostprocessSearchSpec, StudySpec, study_key, trial_config
 from sweeper.errors import SpecError, StudyError
-from sweeper.paths import checkpoints_dir, inside
+from sweeper.paths import checkpoints_dir, recorded_folder
 from sweeper.rank import rank_study
 from sweeper.trial_result import TrialResult
 from sweeper.tuned_postprocess import TunedPostprocess, tuned_attr_key
@@ -82,12 +82,15 @@ def trial_checkpoint(study: optuna.Study, trial: FrozenTrial, artifacts: Path) -
         StudyError: it is not there (another --artifacts, or retention removed it).
     """
     recorded = TrialResult.from_attrs(trial.user_attrs).checkpoint_dir
-    if isinstance(recorded, str):
-        folder = Path(recorded) if Path(recorded).is_absolute() else Path(artifacts) / recorded
+    if recorded is not None:
+        try:
+            folder = recorded_folder(recorded, artifacts)
+        except StudyError as e:
+            raise StudyError(f"trial {trial.number}: {e}") from e
     else:
         key = study_key(study.study_name, storage_of(study))
         folder = checkpoints_dir(artifacts, key) / f"trial-{retry_root(trial)}"
-    best = inside(artifacts, folder) / "best.pt"
+    best = folder / "best.pt"
     if not best.is_file():
         raise StudyError(
             f"trial {trial.number}: no checkpoint at {best}; pass the workers' --artifacts "

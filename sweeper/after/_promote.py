@@ -15,6 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweeper.attrs import PROMOTE_CHECKPOINT_ATTR, PROMOTED_AT_ATTR, PROMOTED_FROM_ATTR
 from sweeper.errors import StudyError
+from sweeper.paths import recorded_folder
 from sweeper.trial_result import TrialResult
 
 
@@ -49,6 +50,10 @@ def promote_trial(study: optuna.Study, number: int) -> FrozenTrial:
             f"trial {number} records no checkpoint folder (it was pruned by an older sweeper); "
             "it cannot be continued"
         )
+    try:
+        recorded_folder(checkpoint)  # the worker checks it again against its --artifacts
+    except StudyError as e:
+        raise StudyError(f"trial {number}: {e}") from e
     continuing = [
         t
         for t in trials

@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sweeper.attrs import FAIL_REASON_ATTR, PROMOTED_FROM_ATTR
 from sweeper.define import StudySpec, given_back
 from sweeper.errors import StudyError
+from sweeper.paths import recorded_folder
 from sweeper.rank._pruning_savings import PruningSaving, pruning_saving
 from sweeper.rank._rules import RULES, Rule, rule_value
 from sweeper.rank._spend import SweepCost, sweep_cost
@@ -274,6 +275,15 @@ def best_trial(study: optuna.Study, spec: StudySpec, by: SortKey | None = None) 
     return study.trials[ranking.completed[0].number]
 
 
+def _weights_folder(recorded: str | None) -> str | None:
+    """The trial's recorded checkpoint folder, if it is one inside the artifacts directory:
+    a comment line of the exported YAML must not carry whatever an attribute holds."""
+    try:
+        return str(recorded_folder(recorded)) if recorded is not None else None
+    except StudyError:
+        return None
+
+
 def export_best(
     study: optuna.Study, spec: StudySpec, path: Path, by: SortKey | None = None
 ) -> FrozenTrial:
@@ -302,13 +312,8 @@ def export_best(
             f"{json.dumps(tuned.params)}; val H {tuned.val_before:.4f} -> {tuned.val_after:.4f}, "
             f"{tuned.gap_split} H {tuned.gap_before:.4f} -> {tuned.gap_after:.4f}"
         )
-    checkpoint = r.checkpoint_dir
-    if isinstance(checkpoint, str):
-        best_pt = (
-            f"{checkpoint}/best.pt"
-            if Path(checkpoint).is_absolute()
-            else (f"ARTIFACTS/{checkpoint}/best.pt")
-        )
+    if (folder := _weights_folder(r.checkpoint_dir)) is not None:
+        best_pt = f"ARTIFACTS/{folder}/best.pt"
         header.append(
             f"its weights: {best_pt} (ARTIFACTS: the workers' --artifacts); fine-tune from them: "
             f"sweeper train {path.name} --set model.init_checkpoint={best_pt}"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeper.attrs import PROMOTE_CHECKPOINT_ATTR, PROMOTED_FROM_ATTR
+from sweeper.paths import recorded_folder
 from trainer_core.config import TrainConfig
 
 # Fields a retry may legitimately change, by section ("" the top level): the out-of-memory
@@ -89,10 +90,11 @@ def seed_promoted_checkpoint(attrs: dict[str, Any], artifacts: Path, out_dir: Pa
 
     Raises:
         FileNotFoundError: the source's ``last.pt`` is not under this node's artifacts.
+        StudyError: the recorded source folder lies outside the artifacts directory.
     """
     if (out_dir / "last.pt").exists():
         return False
-    source = Path(artifacts) / attrs[PROMOTE_CHECKPOINT_ATTR]
+    source = recorded_folder(attrs[PROMOTE_CHECKPOINT_ATTR], artifacts)
     if not (source / "last.pt").is_file():
         raise FileNotFoundError(
             f"{source / 'last.pt'}: the checkpoint of trial {attrs[PROMOTED_FROM_ATTR]} is not "

@@ -33,9 +33,11 @@ from sweeper.attrs import (
     RESUME_REFUSED_ATTR,
     RESUMED_FROM_ATTR,
     TRACKING_RUNS_ATTR,
+    VERIFY_OVERRIDE_KEYS,
     WORKER_ID_ATTR,
 )
 from sweeper.define import StudySpec, study_key, suggest_params, trial_config
+from sweeper.errors import StudyError
 from sweeper.paths import relative_to_artifacts, trial_checkpoints
 from sweeper.run._checkpoints import (
     FILE_SYSTEM_WIDE,
@@ -139,6 +141,26 @@ def trial_result(result: FitResult, spec: StudySpec, artifacts: Path) -> TrialRe
     )
 
 
+def _verify_overrides(overrides: object) -> dict[str, Any]:
+    """A trial's stored config overrides, if they set only what ``sweeper verify`` varies.
+
+    A stored attribute must not move a trial's data, weights or output (anyone who can write
+    attributes could point a worker at any file), so other keys are refused.
+
+    Raises:
+        ConfigError: the overrides set anything else.
+    """
+    allowed = ", ".join(VERIFY_OVERRIDE_KEYS)
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"{CONFIG_OVERRIDES_ATTR}: expected a mapping of {allowed}")
+    others = [str(k) for k in overrides if k not in VERIFY_OVERRIDE_KEYS]
+    if others:
+        raise ConfigError(
+            f"{CONFIG_OVERRIDES_ATTR}: may set only {allowed}; not {', '.join(others)}"
+        )
+    return overrides
+
+
 @dataclass
 class _Attempt:
     """What one call of the objective keeps about its trial as it goes."""
@@ -182,8 +204,8 @@ class Objective:
         try:
             params = suggest_params(trial, self.spec)
             cfg = trial_config(self.spec, params, ctx.data_root, ctx.device)
-            if trial.user_attrs.get(CONFIG_OVERRIDES_ATTR):  # a re-run of sweeper verify
-                cfg = apply_overrides(cfg, trial.user_attrs[CONFIG_OVERRIDES_ATTR])
+            if overrides := trial.user_attrs.get(CONFIG_OVERRIDES_ATTR):  # a verify re-run
+                cfg = apply_overrides(cfg, _verify_overrides(overrides))
             ledger.on_device(resolve_device(cfg.device))
         except ConfigError as e:
             raise self._fail(trial, f"bad config: {e}") from e
@@ -365,7 +387,7 @@ class Objective:
         """A promoted trial starts from the last checkpoint of the pruned trial it continues."""
         try:
             copied = seed_promoted_checkpoint(trial.user_attrs, self.ctx.artifacts, out_dir)
-        except OSError as e:
+        except (OSError, StudyError) as e:
             raise self._fail(trial, f"cannot continue the promoted trial: {e}") from e
         if copied:
             log.info(

@@ -12,9 +12,10 @@ import yaml
 from typer.testing import CliRunner
 
 from storage import open_storage
-from sweeper.after import search_study_name
+from sweeper.after import search_study_name, trial_checkpoint
 from sweeper.cli import app
 from sweeper.define import load_study
+from sweeper.errors import StudyError
 from sweeper.rank import rank_study
 from sweeper.tuned_postprocess import tuned_by_trial
 from tests.sweeper.tiny_sweep import make_data, run_trials, tiny_spec
@@ -152,3 +153,17 @@ def test_a_missing_checkpoint_names_the_trial(sweep: tuple[Path, str], tmp_path:
     )
     assert result.exit_code == 2
     assert "trial 1: no checkpoint" in result.output
+
+
+@pytest.mark.parametrize("recorded", ["../outside", "checkpoints/link"])
+def test_a_checkpoint_folder_outside_the_artifacts_is_refused(
+    tmp_path: Path, recorded: str
+) -> None:
+    artifacts, elsewhere = tmp_path / "artifacts", tmp_path / "outside"
+    (artifacts / "checkpoints").mkdir(parents=True)
+    elsewhere.mkdir()
+    (elsewhere / "best.pt").write_bytes(b"not yours")
+    (artifacts / "checkpoints" / "link").symlink_to(elsewhere)
+    trial = optuna.trial.create_trial(value=0.5, user_attrs={"checkpoint_dir": recorded})
+    with pytest.raises(StudyError, match=r"^trial -1: .* outside the artifacts directory"):
+        trial_checkpoint(optuna.create_study(), trial, artifacts)

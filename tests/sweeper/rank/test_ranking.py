@@ -257,3 +257,30 @@ def test_export_best_then_train_one_epoch(
     assert result.exit_code == 0, result.output
     assert (tmp_path / "run" / "best.pt").exists()
     assert (tmp_path / "run" / "last.pt").exists()
+
+
+@pytest.mark.parametrize(
+    ("recorded", "shown"),
+    [
+        ("checkpoints/ranked-0123/trial-1", "ARTIFACTS/checkpoints/ranked-0123/trial-1/best.pt"),
+        ("x\nmodel: {backbone: injected}", None),
+        ("../../home/someone", None),
+    ],
+)
+def test_export_best_names_the_weights_only_inside_the_artifacts(
+    sqlite_url: str, tmp_path: Path, recorded: str, shown: str | None
+) -> None:
+    """The recorded folder goes into a comment of the exported YAML: a value with a line
+    break would write config lines, one outside the artifacts would send people there."""
+    spec = parse_spec(tiny_spec("ranked", 4))
+    study = create_study(spec, open_storage(sqlite_url))
+    study.add_trial(_trial(5e-4, val=0.96, gap=0.002, attrs={"checkpoint_dir": recorded}))
+    out = tmp_path / "best.yaml"
+    export_best(study, spec, out)
+    text = out.read_text()
+    weights = [line for line in text.splitlines() if "its weights" in line]
+    assert weights == ([] if shown is None else [weights[0]])
+    if shown is not None:
+        assert f"its weights: {shown}" in weights[0]
+    assert "injected" not in text and "someone" not in text
+    assert yaml.safe_load(text)["model"]["backbone"] == spec.base.model.backbone
