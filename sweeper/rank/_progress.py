@@ -16,6 +16,8 @@ from sweeper.attrs import HOST_ATTR, SPEC_ATTR, WORKER_ID_ATTR
 from sweeper.define import StudySpec, find_study_id, finished_chains, given_back, parse_spec
 from sweeper.errors import SpecError
 from sweeper.rank._pruning_savings import PruningSaving, pruning_saving
+from sweeper.rank._ranking import ranked_first
+from sweeper.rank._rules import RULE_LABELS
 from sweeper.rank._spend import SweepCost, sweep_cost
 from sweeper.trial_result import TrialResult
 
@@ -36,11 +38,15 @@ class StudySummary:
     name: str
     counts: dict[TrialState, int]
     best_value: float | None
+    """Of the best trial by :attr:`best_by`."""
     n_trials_budget: int | None  # from the stored spec; None for studies sweeper did not make
     finished: int = 0
     """Trials over, as the budget counts them: a retry chain once, given-back trials never."""
     given_back: int = 0
     """Trials failed untrained because they started past the budget; not in ``counts``."""
+    best_by: str = "trial value"
+    """What "best" means: the spec's ranking rule (as ``sweeper rank`` sorts), or the trial
+    value for a study sweeper did not make."""
 
 
 @dataclass(frozen=True)
@@ -83,10 +89,11 @@ def study_status(name: str, storage: BaseStorage) -> StudyStatus:
     """
     trials = _trials(name, storage)
     summary = _summarize(name, storage, trials)
-    best = _best(trials, storage.get_study_directions(find_study_id(name, storage)))
-    running = [_running(t) for t in trials if t.state == TrialState.RUNNING]
-    study_attrs = storage.get_study_user_attrs(find_study_id(name, storage))
+    study_id = find_study_id(name, storage)
+    study_attrs = storage.get_study_user_attrs(study_id)
     spec = _spec(study_attrs)
+    best, _, _ = _leader(trials, spec, storage.get_study_directions(study_id))
+    running = [_running(t) for t in trials if t.state == TrialState.RUNNING]
     return StudyStatus(
         summary=summary,
         best_number=None if best is None else best.number,
@@ -121,17 +128,36 @@ def _summarize(name: str, storage: BaseStorage, trials: list[FrozenTrial]) -> St
     """Counts and best value of one study."""
     study_id = find_study_id(name, storage)
     counts = Counter(t.state for t in trials if not given_back(t))
-    best = _best(trials, storage.get_study_directions(study_id))
-    spec = storage.get_study_user_attrs(study_id).get(SPEC_ATTR)
+    study_attrs = storage.get_study_user_attrs(study_id)
+    directions = storage.get_study_directions(study_id)
+    _, best_value, best_by = _leader(trials, _spec(study_attrs), directions)
+    spec = study_attrs.get(SPEC_ATTR)
     budget = spec.get("budget", {}).get("n_trials") if isinstance(spec, dict) else None
     return StudySummary(
         name=name,
         counts={state: counts.get(state, 0) for state in STATES},
-        best_value=None if best is None else best.value,
+        best_value=best_value,
         n_trials_budget=budget,
         finished=finished_chains(trials),
         given_back=sum(given_back(t) for t in trials),
+        best_by=best_by,
     )
+
+
+def _leader(
+    trials: list[FrozenTrial], spec: StudySpec | None, directions: Sequence[StudyDirection]
+) -> tuple[FrozenTrial | None, float | None, str]:
+    """The best trial, its value and what "best" means: by the spec's ranking rule, as
+    ``sweeper rank`` puts it first; by the trial value for a study sweeper did not make."""
+    if spec is None:
+        best = _best(trials, directions)
+        return best, None if best is None else best.value, "trial value"
+    by = f"{RULE_LABELS[spec.ranking.rule]} (ranking.rule: {spec.ranking.rule})"
+    first = ranked_first(trials, spec)
+    if first is None:
+        return None, None, by
+    number, value = first
+    return next(t for t in trials if t.number == number), value, by
 
 
 def _best(trials: list[FrozenTrial], directions: Sequence[StudyDirection]) -> FrozenTrial | None:

@@ -275,6 +275,14 @@ def best_trial(study: optuna.Study, spec: StudySpec, by: SortKey | None = None) 
     return study.trials[ranking.completed[0].number]
 
 
+def ranked_first(trials: list[FrozenTrial], spec: StudySpec) -> tuple[int, float] | None:
+    """The number of the trial the spec's ranking rule puts first, and its value under the
+    rule (what ``sweeper rank`` shows first); None before a completed trial has results."""
+    rule = spec.ranking.rule
+    completed = _completed(trials, rule, spec.ranking.penalty, spec.ranking.tolerance, {})
+    return (completed[0].number, _sort_value(rule, completed[0])) if completed else None
+
+
 def _weights_folder(recorded: str | None) -> str | None:
     """The trial's recorded checkpoint folder, if it is one inside the artifacts directory:
     a comment line of the exported YAML must not carry whatever an attribute holds."""

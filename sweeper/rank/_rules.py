@@ -17,6 +17,13 @@ from sweeper.trial_result import penalized_score
 
 Rule = Literal["score", "val", "holdout", "mean"]
 RULES: tuple[Rule, ...] = ("score", "val", "holdout", "mean")
+RULE_LABELS: dict[Rule, str] = {
+    "score": "score",
+    "val": "val H-mean",
+    "holdout": "holdout H-mean",
+    "mean": "mean of val and holdout H-mean",
+}
+"""What each rule sorts by, in words for tables and sentences."""
 
 
 def rule_value(

@@ -11,16 +11,10 @@ from dataclasses import replace
 
 from rich.console import Console
 
-from sweeper.rank import RankedTrial, Ranking, rule_value
+from sweeper.rank import RULE_LABELS, RankedTrial, Ranking, rule_value
 from sweeper.text import compact, percent
 from sweeper.view._tables import Column, fit_table, print_fitted
 
-_SORT_LABELS = {
-    "score": "score",
-    "val": "val H-mean",
-    "holdout": "holdout H-mean",
-    "mean": "mean of val and holdout H-mean",
-}
 _HEADERS = {"weight_decay": "wd"}  # the one short name wider than its values
 
 
@@ -53,7 +47,7 @@ def print_ranking(
     """
     width = None if wide else console.width
     names = sorted({k for t in ranking.completed + ranking.pruned for k in t.params})  # type: ignore[operator]
-    sort = _SORT_LABELS[ranking.by]
+    sort = RULE_LABELS[ranking.by]
     title = (
         f"{ranking.study} by {sort}: "
         f"score = val H - {ranking.penalty:g} x max(0, gap - {100 * ranking.tolerance:g}) (in %)"

@@ -46,11 +46,11 @@ def print_status(status: StudyStatus, url: str, disk: str, console: Console) -> 
     if s.given_back:
         console.print(f"given back untrained (started past the budget): {s.given_back}")
     if status.best_number is None:
-        console.print("best: none yet")
+        console.print(f"best by {s.best_by}: none yet", markup=False, soft_wrap=True)
     else:
         params = ", ".join(f"{k}={number(v)}" for k, v in status.best_params.items())
         console.print(
-            f"best: trial {status.best_number}, value {number(s.best_value)} ({params})",
+            f"best by {s.best_by}: trial {status.best_number}, {number(s.best_value)} ({params})",
             markup=False,
             soft_wrap=True,
         )

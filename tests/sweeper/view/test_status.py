@@ -7,6 +7,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 from typer.testing import CliRunner
 
@@ -26,6 +27,9 @@ def sweep_in_progress(url: str, name: str) -> None:
     study, spec = load_study(name, open_storage(url))
     done = study.ask()  # the baseline
     suggest_params(done, spec)
+    done.set_user_attr("val_hmean", 0.8125)
+    done.set_user_attr("gap_hmean", 0.8125)
+    done.set_user_attr("gap", 0.0)
     study.tell(done, 0.8125)
     pruned = study.ask()
     suggest_params(pruned, spec)
@@ -47,11 +51,46 @@ def test_status_shows_counts_best_and_running_trials(storage_url: str, study_nam
     out = result.stdout
     assert f"study {study_name} in {storage_url}: 2/12 trials finished" in out
     assert (
-        "best: trial 0, value 0.8125 (lr=0.001, weight_decay=0.0001, T_max=6, eta_min=1e-05)" in out
+        "best by score (ranking.rule: score): trial 0, 0.8125 "
+        "(lr=0.001, weight_decay=0.0001, T_max=6, eta_min=1e-05)" in out
     )
     row = next(line for line in out.splitlines() if "gpu-node-7:3" in line).split()
     assert row[:4] == ["2", "2", "gpu-node-7:3", "cuda:3"]  # trial, epoch, worker, device
     assert row[-1] == "gpu-node-7"
+
+
+def test_status_names_the_best_as_rank_does(sqlite_url: str) -> None:
+    """One study, one notion of best: the spec's ranking rule (here the mean of val and
+    holdout H-mean), not the trial value, which rank does not sort by."""
+    spec = load_spec(DEMO).renamed("ruled")
+    spec = spec.model_copy(update={"ranking": spec.ranking.model_copy(update={"rule": "mean"})})
+    study = create_study(spec, open_storage(sqlite_url))
+    params = {"lr": 1e-3, "weight_decay": 1e-4, "T_max": 6, "eta_min": 1e-5}
+    distributions = {
+        "lr": FloatDistribution(1e-4, 1e-2, log=True),
+        "weight_decay": FloatDistribution(1e-6, 1e-3, log=True),
+        "T_max": IntDistribution(1, 12),
+        "eta_min": FloatDistribution(1e-7, 1e-4, log=True),
+    }
+    for val, holdout, value in [(0.96, 0.90, 0.99), (0.95, 0.95, 0.95)]:  # trials 1 and 2
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=params,
+                distributions=distributions,
+                value=value,  # the penalized score TPE optimises, here to disagree
+                user_attrs={"val_hmean": val, "gap_hmean": holdout, "gap": val - holdout},
+            )
+        )
+    status = runner.invoke(app, ["status", "ruled", "--storage", sqlite_url])
+    assert status.exit_code == 0, status.output
+    [best] = [line for line in status.stdout.splitlines() if line.startswith("best")]
+    assert best.startswith(
+        "best by mean of val and holdout H-mean (ranking.rule: mean): trial 2, 0.95 ("
+    )
+    ranked = runner.invoke(app, ["rank", "ruled", "--storage", sqlite_url, "--format", "csv"])
+    assert ranked.stdout.splitlines()[1].split(",")[1] == "2"  # rank's first, too
+    studies = runner.invoke(app, ["studies", "--storage", sqlite_url])
+    assert studies.stdout.split("ruled")[1].split()[-1] == "0.95"
 
 
 def test_status_reads_in_80_columns(storage_url: str, study_name: str) -> None:
