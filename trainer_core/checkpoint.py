@@ -52,13 +52,14 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
     The checkpoint goes to ``path.tmp`` and is renamed over ``path`` once whole. A write that
     fails (disk full, read-only file system) removes the partial ``.tmp`` and raises an
-    ``OSError`` whose ``filename`` is ``path`` (or the file that could not be opened); the
-    previous ``path`` is left as it was.
+    ``OSError`` whose ``filename`` is ``path``; the previous ``path`` is left as it was. The
+    folder must exist (:func:`~trainer_core.fit.fit` makes it when the run starts): one
+    removed mid-run, with the study it belonged to, is not made again.
 
     Raises:
-        OSError: the file system refused the write, e.g. ``errno.ENOSPC`` for a full disk.
+        OSError: the file system refused the write, e.g. ``errno.ENOSPC`` for a full disk,
+            ``errno.ENOENT`` for a folder that is not there.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "wb") as f:
@@ -68,9 +69,9 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         cause = _os_error_in(e)
-        if cause is None or (cause is e and cause.filename is not None):
+        if cause is None:
             raise
-        raise OSError(cause.errno, cause.strerror, cause.filename or str(path)) from e
+        raise OSError(cause.errno, cause.strerror, str(path)) from e
 
 
 def _os_error_in(e: BaseException) -> OSError | None:

@@ -389,6 +389,7 @@ def _fit(
     run = RunState(model, optimizer, scaler, cfg.model_dump_json())
     _warn_if_cosine_unfinished(cfg)
 
+    out_dir.mkdir(parents=True, exist_ok=True)  # once: checkpoints never make it again
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     if resume and last_path.exists():
         run.load(last_path)

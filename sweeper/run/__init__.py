@@ -21,7 +21,7 @@ _exports.add("_tracking", "Backend", "MlflowBackend", "RunInfo", "TensorboardBac
 _exports.add("_tracking", "TrackedRun", "WandbBackend", "epoch_metrics", "flatten")
 _exports.add("_tracking", "open_trackers")
 _exports.add("_train", "run_training", "summary_table")
-_exports.add("_worker", "WorkerStopped", "run_worker")
+_exports.add("_worker", "StudyDeleted", "WorkerStopped", "run_worker")
 _exports.add("_worker", "worker_identity", "worker_process_main")
 __all__ = _exports.names
 __getattr__ = _exports.get

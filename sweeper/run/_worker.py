@@ -42,7 +42,7 @@ from storage import (
 )
 from sweeper.attrs import INTERRUPTED_ATTR
 from sweeper.define import OverBudget, StudySpec, budget_left, claim_budget, load_study, study_key
-from sweeper.errors import EXIT_BAD_INPUT, EXIT_STORAGE_GONE
+from sweeper.errors import EXIT_BAD_INPUT, EXIT_STORAGE_GONE, StudyError
 from sweeper.run._checkpoints import artifacts_problem
 from sweeper.run._objective import (
     DiskError,
@@ -75,6 +75,10 @@ def worker_identity(slot: int) -> str:
 
 class WorkerStopped(Exception):
     """This worker cannot do useful work (bad data, bad config, unusable artifacts)."""
+
+
+class StudyDeleted(Exception):
+    """The study was deleted (``sweeper delete-study``) while this worker ran on it."""
 
 
 def _retry_failed(
@@ -185,13 +189,21 @@ def _when_up(call: Callable[[], T], backoff: Backoff, ctx: WorkerContext) -> T:
         return result
 
 
-def _storage_down(storage: BaseStorage, study_name: str) -> bool:
-    """Whether the storage fails to answer a cheap query now."""
+def _check_study(storage: BaseStorage, study_name: str) -> bool:
+    """Whether the storage answers a cheap query about the study now (False: it does not).
+
+    Raises:
+        StudyDeleted: it answers that the study is gone.
+    """
     try:
         storage.get_study_id_from_name(study_name)
+    except KeyError as e:
+        raise StudyDeleted(f"study {study_name!r} was deleted") from e
     except Exception as e:
-        return outage_reason(e) is not None
-    return False
+        if outage_reason(e) is None:
+            raise
+        return False
+    return True
 
 
 def _give_back(study: optuna.Study, spec: StudySpec, number: int, outage: str) -> None:
@@ -262,6 +274,8 @@ def run_worker(
 
     Raises:
         StorageUnavailable: the storage stayed away longer than ``limits.storage_wait_s``.
+        StudyDeleted: the study was deleted meanwhile.
+        WorkerStopped: every next trial here would fail alike.
     """
     limits = limits or WorkerLimits()
     backoff = Backoff(limits.storage_wait_s)
@@ -314,7 +328,9 @@ def run_worker(
         except WorkerStopped:
             raise
         except Exception as e:
-            if not _storage_down(storage, study_name):
+            # A trial of a study deleted meanwhile fails on its next write (its checkpoint
+            # folder is gone, or its row); the worker stops, writing nothing more for it.
+            if _check_study(storage, study_name):
                 raise
             # The driver's words ("Connection refused"), not Optuna's wrapper's.
             reason = outage_reason(e) or one_line(e, 300)
@@ -370,6 +386,10 @@ def worker_process_main(options: WorkerOptions, storage_url: str | None = None) 
         return EXIT_STORAGE_GONE
     except WorkerStopped as e:
         log.error("worker %s stops, every trial here would fail alike: %s", ctx.worker_id, e)
+        ctx.status(event="fatal", reason=str(e))
+        return EXIT_BAD_INPUT
+    except (StudyDeleted, StudyError) as e:  # gone since the parent found it: not restarted
+        log.error("worker %s stops: %s", ctx.worker_id, e)
         ctx.status(event="fatal", reason=str(e))
         return EXIT_BAD_INPUT
     return 0

@@ -127,6 +127,7 @@ def _fails_whole(folder: Path, expected_errno: int) -> None:
     """A last.pt that fits, then one that does not: an OSError naming last.pt, no partial
     file, the earlier last.pt intact."""
     last = folder / "trial-0" / "last.pt"
+    last.parent.mkdir()
     _run_state(0).save(last)
     with pytest.raises(OSError) as info:
         _big_run_state().save(last)
@@ -160,3 +161,13 @@ def test_a_file_that_stops_growing_mid_write_is_an_os_error_naming_the_checkpoin
 ) -> None:
     with _file_size_limit(1 << 20):
         _fails_whole(tmp_path, errno.EFBIG)
+
+
+def test_a_folder_removed_mid_run_is_not_made_again(tmp_path: Path) -> None:
+    """A study deleted under a running trial takes its checkpoint folder along; the next
+    epoch's checkpoint must not bring it back."""
+    last = tmp_path / "checkpoints" / "study-0123" / "trial-0" / "last.pt"
+    with pytest.raises(FileNotFoundError) as info:
+        _run_state(0).save(last)
+    assert info.value.filename == str(last)
+    assert not (tmp_path / "checkpoints").exists()
