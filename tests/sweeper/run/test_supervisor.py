@@ -161,7 +161,8 @@ def test_the_restart_decision_backs_off_and_gives_up_without_waiting() -> None:
     assert restart_delay(1, [], now=0.0, stopping=True, max_restarts=3) is None
 
 
-def test_a_slot_holds_its_share_of_a_gpu() -> None:
+def test_a_slot_holds_its_share_of_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """Its trials' device-seconds count the share: two processes on a GPU hold half each."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # a node with two GPUs, as plan_slots sees it
     assert [s.devices for s in plan_slots("0,1", procs_per_gpu=2)] == [0.5] * 4
     assert [s.devices for s in plan_slots("cpu", procs=2)] == [1.0, 1.0]
