@@ -156,9 +156,10 @@ def draw_configs(n: int, epochs: int, seed: int = 0) -> list[dict[str, float]]:
     The receipts spec searches lr 1e-4..1e-3 and eta_min 1e-6..5e-5 for an EfficientNet-B4
     at batch 8; this resnet10t (its starting point trained at lr 4e-3) fine-tunes at about
     three times higher lrs, so both ranges move up by 3x and keep their widths: the top
-    first knocks the starting point down and climbs back, the bottom barely moves it. Weight decay is the spec's range. ``T_max``
-    spans 0.8..1.1 of the epochs, as 18..24 does of 22: some cosines finish early and climb
-    again, some are still above ``eta_min`` at the last epoch.
+    first knocks the starting point down and climbs back, the bottom barely moves it.
+    Weight decay is the spec's range. ``T_max`` spans 0.8..1.1 of the epochs, as 18..24
+    does of 22: some cosines finish early and climb again, some are still above
+    ``eta_min`` at the last epoch.
     """
     rng = np.random.default_rng(seed)
 

@@ -22,6 +22,7 @@ Spearman correlation of each rung's val H-mean with the final ranking value.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +31,52 @@ import numpy as np
 import optuna
 from curve_pool import QUICK, CurvePool, build_pool, load_pool, pool_folder
 from machine import describe
+from optuna.trial import FrozenTrial
 
+from sweeper.define._schedule_pruner import SchedulePhasePruner, phase_fractions
 from sweeper.rank._policies import POLICIES, Policy, make_policy
 from sweeper.rank._replay import judge, replay, rung_correlation
+from trainer_core.optim import cosine_lr
+
+
+class ExtrapolatingPruner(SchedulePhasePruner):
+    """Successive halving at epoch rungs on each curve extrapolated to its last epoch.
+
+    The fit is ``v(t) = a + b * log(1 + L(t))``, with ``L(t)`` the lr summed over epochs
+    1..t in units of the peak lr (the trial's own cosine: how much learning it has had), by
+    least squares on the epochs seen so far, read at ``L(E)``; with one epoch seen, that
+    epoch's value.
+    """
+
+    def _rung_value(self, trial: FrozenTrial, rung: int) -> float | None:
+        epochs = self.rung_epochs(trial)
+        if rung >= len(epochs):
+            return None
+        upto = math.ceil(epochs[rung])
+        values = trial.intermediate_values
+        if any(e not in values for e in range(1, upto + 1)):
+            return None
+        seen = np.array([values[e] for e in range(1, upto + 1)])
+        if upto < 2:
+            return float(seen[-1])
+        p = trial.params
+        lr = np.array(
+            [cosine_lr(t, p["lr"], p["eta_min"], p["T_max"]) / p["lr"] for t in range(self._epochs)]
+        )
+        x = np.log1p(np.cumsum(lr))
+        b, a = np.polyfit(x[:upto], seen, 1)
+        return float(a + b * x[-1])
+
+
+def extrapolating(r: int, eta: int, epochs: int) -> Policy:
+    """The extrapolation policy, at the plain epoch rungs of successive halving."""
+    fractions = phase_fractions(r, eta, epochs)
+    rungs = [f * epochs for f in fractions]
+    return Policy(
+        "extrapolate",
+        lambda: ExtrapolatingPruner(fractions, eta, epochs, default_t_max=epochs, t_max_param=None),
+        lambda _: rungs,
+    )
 
 
 @dataclass(frozen=True)
@@ -130,7 +174,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--min-resource", type=int, default=1)
     parser.add_argument("--reduction-factor", type=int, default=3)
-    parser.add_argument("--policies", nargs="+", default=list(POLICIES))
+    parser.add_argument("--policies", nargs="+", default=[*POLICIES, "extrapolate"])
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     folder = pool_folder(args.cache, args.quick)
@@ -147,6 +191,10 @@ def main() -> None:
     sweeps = draws(pool, k, n, seed=1)
     summaries = []
     for name in args.policies:
+        if name == "extrapolate":
+            policy = extrapolating(args.min_resource, args.reduction_factor, pool.epochs)
+            summaries.append(measure(policy, sweeps, args.workers))
+            continue
         policy = make_policy(
             name,
             min_resource=args.min_resource,
