@@ -19,7 +19,9 @@ Example:
 from __future__ import annotations
 
 import heapq
-from collections.abc import Collection, Mapping, Sequence
+import logging
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,12 +87,14 @@ def replay(
     if sorted(order.tolist()) != list(range(n)):
         raise ValueError(f"order {order.tolist()}: must be a permutation of 0..{n - 1}")
     storage = optuna.storages.InMemoryStorage()
-    study = optuna.create_study(
-        storage=storage,
-        sampler=optuna.samplers.RandomSampler(seed=0),  # samples nothing: params are fixed
-        pruner=pruner,
-        direction="maximize",
-    )
+    with _quiet():  # not one "new study created in memory" line a replay
+        study = optuna.create_study(
+            storage=storage,
+            sampler=optuna.samplers.RandomSampler(seed=0),  # samples nothing: params are fixed
+            pruner=pruner,
+            study_name="replay",  # Hyperband's brackets hash it with the trial number
+            direction="maximize",
+        )
     study_id = storage.get_study_id_from_name(study.study_name)
     times = np.ones(n) if epoch_time is None else np.asarray(epoch_time, float)
     epochs = np.zeros(n, np.int64)
@@ -129,6 +133,18 @@ def replay(
         if asked < n:
             start(now)
     return Replay(epochs, pruned, order)
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Optuna's INFO lines off for the block."""
+    logger = logging.getLogger("optuna")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _asked_at(decisions: Sequence[Collection[int] | None] | None, i: int, step: int) -> bool:
