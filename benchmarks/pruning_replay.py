@@ -68,6 +68,29 @@ class ExtrapolatingPruner(SchedulePhasePruner):
         return float(a + b * x[-1])
 
 
+class PhaseBestPruner(SchedulePhasePruner):
+    """The schedule-aware pruner comparing each trial's best value up to its rung (the
+    figure a trial is finally ranked by is its best epoch's), not the value at the rung."""
+
+    def _rung_value(self, trial: FrozenTrial, rung: int) -> float | None:
+        at = super()._rung_value(trial, rung)
+        if at is None:
+            return None
+        upto = self.rung_epochs(trial)[rung]
+        return max([at, *(v for e, v in trial.intermediate_values.items() if e <= upto)])
+
+
+def phase_best(r: int, eta: int, epochs: int) -> Policy:
+    """:class:`PhaseBestPruner` with the schedule-aware policy's rungs."""
+    fractions = phase_fractions(r, eta, epochs)
+    probe = PhaseBestPruner(fractions, eta, epochs, default_t_max=epochs)
+    return Policy(
+        "phase_best",
+        lambda: PhaseBestPruner(fractions, eta, epochs, default_t_max=epochs),
+        probe.rung_epochs_of,
+    )
+
+
 def extrapolating(r: int, eta: int, epochs: int) -> Policy:
     """The extrapolation policy, at the plain epoch rungs of successive halving."""
     fractions = phase_fractions(r, eta, epochs)
@@ -174,7 +197,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--min-resource", type=int, default=1)
     parser.add_argument("--reduction-factor", type=int, default=3)
-    parser.add_argument("--policies", nargs="+", default=[*POLICIES, "extrapolate"])
+    parser.add_argument("--policies", nargs="+", default=[*POLICIES, "phase_best", "extrapolate"])
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     folder = pool_folder(args.cache, args.quick)
@@ -191,8 +214,9 @@ def main() -> None:
     sweeps = draws(pool, k, n, seed=1)
     summaries = []
     for name in args.policies:
-        if name == "extrapolate":
-            policy = extrapolating(args.min_resource, args.reduction_factor, pool.epochs)
+        extra = {"extrapolate": extrapolating, "phase_best": phase_best}
+        if name in extra:
+            policy = extra[name](args.min_resource, args.reduction_factor, pool.epochs)
             summaries.append(measure(policy, sweeps, args.workers))
             continue
         policy = make_policy(
