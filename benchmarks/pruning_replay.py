@@ -5,7 +5,7 @@ the receipts space scaled to E epochs, ``T_max`` from 0.8 E to 1.1 E, every epoc
 image), each draw simulates one sweep: the evaluation images split at random into val /
 holdout / test, K configs drawn from the pool in a random order, and per-trial epoch times
 jittered by 10% so 4 asynchronous workers drift apart as a fleet's do. Every policy replays
-that same sweep through the real pruner (sweeper.rank._replay): trials report their val
+that same sweep through the real pruner (sweeper.rank.replay): trials report their val
 H-mean epoch by epoch and stop when pruned. The completed trials are ranked by the shipped
 rule (mean of val and holdout H-mean at each trial's best val epoch), and the pick is judged
 on test.
@@ -33,9 +33,8 @@ from curve_pool import QUICK, CurvePool, build_pool, load_pool, pool_folder
 from machine import describe
 from optuna.trial import FrozenTrial
 
-from sweeper.define._schedule_pruner import SchedulePhasePruner, phase_fractions
-from sweeper.rank._policies import POLICIES, Policy, make_policy
-from sweeper.rank._replay import judge, replay, rung_correlation
+from sweeper.define import SchedulePhasePruner, phase_fractions
+from sweeper.rank import POLICIES, Policy, judge, make_policy, replay, rung_correlation
 from trainer_core.optim import cosine_lr
 
 

@@ -2,7 +2,7 @@
 
 A policy is a pruner factory (a fresh pruner for every replayed sweep) plus where, in each
 trial's epochs, its rungs fall: the replay asks the pruner only there (it can decide nothing
-elsewhere), and :func:`sweeper.rank._replay.rung_correlation` reads each trial's curve there.
+elsewhere), and :func:`sweeper.rank.rung_correlation` reads each trial's curve there.
 
 - ``none``: no pruning, the baseline.
 - ``hyperband``, ``successive_halving``: Optuna's, with rungs at ``r * eta**k`` epochs.
@@ -10,7 +10,7 @@ elsewhere), and :func:`sweeper.rank._replay.rung_correlation` reads each trial's
 - ``first_rung``: keep the top third after epoch ``r``, never prune again (the
   multi-fidelity literature's one-epoch baseline).
 - ``schedule_aware``: successive halving with the same rungs as fractions of each trial's own
-  ``T_max`` (:class:`sweeper.define._schedule_pruner.SchedulePhasePruner`), so trials are
+  ``T_max`` (:class:`sweeper.define.SchedulePhasePruner`), so trials are
   compared at the same phase of their cosine.
 """
 
@@ -22,8 +22,7 @@ from dataclasses import dataclass
 
 import optuna
 
-from sweeper.brackets import brackets
-from sweeper.define._schedule_pruner import SchedulePhasePruner, phase_fractions
+from sweeper.define import SchedulePhasePruner, brackets, phase_fractions
 
 __all__ = ["POLICIES", "Policy", "make_policy"]
 

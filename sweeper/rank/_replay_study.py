@@ -2,7 +2,7 @@
 
 The trials of a finished study that trained every epoch (completed ones, and promoted ones
 with the curve of the pruned trial they continue) are replayed in many random orders under
-each pruner setting (:func:`sweeper.rank._replay.replay`: an in-memory study, 4 simulated
+each pruner setting (:func:`sweeper.rank.replay`: an in-memory study, 4 simulated
 workers, Optuna's real pruners). Nothing is trained and nothing is written to the study.
 Per setting: the epochs and device-hours the sweep would have spent against no pruning, how
 often the study's actual winner (its first trial under the spec's ranking rule) would have
@@ -18,17 +18,16 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from sweeper.attrs import PROMOTED_FROM_ATTR
+from sweeper.define import SHORT_NAMES, StudySpec
 from sweeper.errors import StudyError
-from sweeper.promote import PROMOTED_FROM_ATTR
 from sweeper.rank._policies import POLICIES, make_policy
+from sweeper.rank._ranking import rank_study
 from sweeper.rank._replay import replay, rung_correlation
-from sweeper.ranking import rank_study
-from sweeper.spec import StudySpec
-from sweeper.spec.models import SHORT_NAMES
 
-__all__ = ["MIN_TRIALS", "SettingReplay", "StudyReplay", "replay_study"]
+__all__ = ["MIN_REPLAY_TRIALS", "SettingReplay", "StudyReplay", "replay_study"]
 
-MIN_TRIALS = 4
+MIN_REPLAY_TRIALS = 4
 """Fewest complete curves a replay needs (fewer, and a rung has nothing to compare)."""
 
 
@@ -124,7 +123,7 @@ def replay_study(
     Args:
         study: a sweeper study (read only).
         spec: its spec: the epochs, the ranking rule, ``T_max``'s name and default.
-        pruners: names from :data:`sweeper.rank._policies.POLICIES`; ``none`` is always
+        pruners: names from :data:`sweeper.rank.POLICIES`; ``none`` is always
             measured as the baseline.
         min_resource: first rung, in epochs (default: the spec's).
         reduction_factor: keep 1 of this many per rung (default: the spec's).
@@ -134,7 +133,7 @@ def replay_study(
 
     Raises:
         StudyError: an unknown pruner, settings that do not fit the epochs, or fewer than
-            :data:`MIN_TRIALS` complete trials.
+            :data:`MIN_REPLAY_TRIALS` complete trials.
 
     Example:
         >>> replay_study(*load_study("demo", open_storage()), ["hyperband"])  # doctest: +SKIP
@@ -155,10 +154,10 @@ def replay_study(
     curves = _complete_curves(trials, epochs)
     ranking = rank_study(study, spec)
     ranked = [t.number for t in ranking.completed if t.number in curves]
-    if len(ranked) < MIN_TRIALS:
+    if len(ranked) < MIN_REPLAY_TRIALS:
         raise StudyError(
             f"study {study.study_name!r} has {len(ranked)} trials with complete curves "
-            f"({epochs} epochs, completed or promoted); a replay needs {MIN_TRIALS}"
+            f"({epochs} epochs, completed or promoted); a replay needs {MIN_REPLAY_TRIALS}"
         )
     values = np.array([curves[n][1] for n in ranked])
     final = -np.arange(len(ranked), dtype=float)  # the ranking's order: first is best

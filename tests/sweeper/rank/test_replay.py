@@ -6,8 +6,7 @@ import numpy as np
 import optuna
 import pytest
 
-from sweeper.rank._policies import POLICIES, make_policy
-from sweeper.rank._replay import judge, replay, rung_correlation, spearman
+from sweeper.rank import POLICIES, judge, make_policy, replay, rung_correlation, spearman
 
 EPOCHS = 10
 

@@ -17,12 +17,11 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from storage import open_storage
+from sweeper.attrs import PROMOTED_AT_ATTR, PROMOTED_FROM_ATTR
 from sweeper.cli import app
+from sweeper.define import create_study, load_study, parse_spec
 from sweeper.errors import StudyError
-from sweeper.promote import PROMOTED_AT_ATTR, PROMOTED_FROM_ATTR
-from sweeper.rank._replay_study import MIN_TRIALS, replay_study
-from sweeper.spec import parse_spec
-from sweeper.study import create_study, load_study
+from sweeper.rank import MIN_REPLAY_TRIALS, replay_study
 from tests.sweeper.tiny_sweep import tiny_spec
 
 EPOCHS = 6
@@ -143,7 +142,7 @@ def test_bad_inputs_exit_2_in_one_line(finished: str) -> None:
     few = runner.invoke(app, ["replay", "few", "--storage", finished])
     assert few.exit_code == 2
     assert "has 3 trials with complete curves" in few.output
-    assert f"needs {MIN_TRIALS}" in few.output
+    assert f"needs {MIN_REPLAY_TRIALS}" in few.output
     study, spec = load_study("done", open_storage(finished))
     with pytest.raises(StudyError, match="--min-resource 6"):
         replay_study(study, spec, ["hyperband"], min_resource=EPOCHS)
