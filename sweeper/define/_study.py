@@ -28,6 +28,7 @@ from sweeper.attrs import (
     UUID_ATTR,
     VERIFY_OF_ATTR,
 )
+from sweeper.define._schedule_pruner import SchedulePhasePruner, phase_fractions
 from sweeper.define._spec import SCHEMA_VERSION, StudySpec, parse_spec
 from sweeper.define._tracking_spec import missing_tracker_extra
 from sweeper.errors import SpecError, StudyError
@@ -75,15 +76,24 @@ def build_sampler(spec: StudySpec, worker_id: str = "") -> optuna.samplers.TPESa
 def build_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
     """The pruner the spec describes; resources are epochs, max_resource the epochs trained.
 
-    ``successive_halving`` is Hyperband's most aggressive bracket alone; ``none`` never
-    prunes.
+    ``successive_halving`` is Hyperband's most aggressive bracket alone; ``schedule_aware``
+    the same rungs at fractions of each trial's own ``T_max``; ``none`` never prunes.
     """
-    p = spec.pruner
-    if p.kind == "none":
+    p, kind = spec.pruner, spec.pruner_kind
+    if kind == "none":
         return optuna.pruners.NopPruner()
-    if p.kind == "successive_halving":
+    if kind == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner(
             min_resource=p.min_resource, reduction_factor=p.reduction_factor
+        )
+    if kind == "schedule_aware":
+        epochs = spec.base.epochs
+        return SchedulePhasePruner(
+            phase_fractions(p.min_resource, p.reduction_factor, epochs),
+            p.reduction_factor,
+            epochs,
+            default_t_max=spec.base.scheduler.T_max or epochs,
+            t_max_param=spec.t_max_param,
         )
     return optuna.pruners.HyperbandPruner(
         min_resource=p.min_resource,

@@ -19,7 +19,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeper.attrs import PROMOTED_FROM_ATTR
-from sweeper.define import SHORT_NAMES, StudySpec
+from sweeper.define import StudySpec
 from sweeper.errors import StudyError
 from sweeper.rank._policies import POLICIES, make_policy
 from sweeper.rank._ranking import rank_study
@@ -99,14 +99,6 @@ def _hours_per_epoch(trials: list[FrozenTrial]) -> float:
     return seconds / epochs / 3600 if epochs else float("nan")
 
 
-def _t_max_param(spec: StudySpec) -> str:
-    """The search-space name of ``scheduler.T_max`` (short or full)."""
-    for name in spec.search_space:
-        if SHORT_NAMES.get(name, name) == "scheduler.T_max":
-            return name
-    return "T_max"
-
-
 def replay_study(
     study: optuna.Study,
     spec: StudySpec,
@@ -161,7 +153,7 @@ def replay_study(
         )
     values = np.array([curves[n][1] for n in ranked])
     final = -np.arange(len(ranked), dtype=float)  # the ranking's order: first is best
-    t_max_param = _t_max_param(spec)
+    t_max_param = spec.t_max_param or "T_max"
     default_t_max = spec.base.scheduler.T_max or epochs
     params = [
         {t_max_param: float(p[t_max_param])} if t_max_param in (p := curves[n][0].params) else {}
