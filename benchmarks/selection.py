@@ -45,6 +45,7 @@ FULL = Draws(k=12, draws=400)
 QUICK = Draws(k=4, draws=50)
 RULES = [
     RuleSpec("val"),
+    RuleSpec("crossfit"),
     RuleSpec("holdout"),
     RuleSpec("mean"),
     *(
