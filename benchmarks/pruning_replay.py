@@ -187,6 +187,31 @@ def measure(policy: Policy, sweeps: list[Draw], workers: int) -> PolicySummary:
     )
 
 
+def replay_speed(pool: CurvePool, trials: int = 60, n: int = 200) -> list[str]:
+    """Seconds per 1000 replays of a ``trials``-trial sweep (configs drawn with replacement)."""
+    rng = np.random.default_rng(2)
+    curves = pool.hmean(np.arange(pool.counts.shape[2]))
+    lines = []
+    for name in ("none", "successive_halving", "hyperband", "median", "schedule_aware"):
+        policy = make_policy(
+            name, min_resource=1, reduction_factor=3, epochs=pool.epochs, default_t_max=pool.epochs
+        )
+        picks = [rng.choice(len(pool.configs), size=trials) for _ in range(n)]
+        started = time.perf_counter()
+        for configs in picks:
+            params = [pool.configs[c] for c in configs]
+            replay(
+                curves[configs],
+                policy.make(),
+                params=params,
+                epoch_time=rng.uniform(0.9, 1.1, trials),
+                decisions=[policy.decisions(p) for p in params],
+            )
+        seconds = (time.perf_counter() - started) * 1000 / n
+        lines.append(f"  {name}: {seconds:.1f} s per 1000 replays of a {trials}-trial sweep")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny pool: a check of the pipeline")
@@ -196,6 +221,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--min-resource", type=int, default=1)
     parser.add_argument("--reduction-factor", type=int, default=3)
+    parser.add_argument("--speed", action="store_true", help="also time 60-trial replays")
     parser.add_argument("--policies", nargs="+", default=[*POLICIES, "phase_best", "extrapolate"])
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -242,6 +268,10 @@ def main() -> None:
             f"{100 * (diff.mean() + half):+.2f} | {100 * s.survived:.0f}% | {rho} | "
             f"{1000 * s.seconds / n:.1f} |"
         )
+    if args.speed:
+        print("\nreplay speed, 4 workers:")
+        for line in replay_speed(pool):
+            print(line)
 
 
 if __name__ == "__main__":
