@@ -90,6 +90,17 @@ def phase_best(r: int, eta: int, epochs: int) -> Policy:
     )
 
 
+def epoch_best(r: int, eta: int, epochs: int) -> Policy:
+    """Best value so far at successive halving's plain epoch rungs (no schedule)."""
+    fractions = phase_fractions(r, eta, epochs)
+    rungs = [f * epochs for f in fractions]
+    return Policy(
+        "epoch_best",
+        lambda: PhaseBestPruner(fractions, eta, epochs, default_t_max=epochs, t_max_param=None),
+        lambda _: rungs,
+    )
+
+
 def extrapolating(r: int, eta: int, epochs: int) -> Policy:
     """The extrapolation policy, at the plain epoch rungs of successive halving."""
     fractions = phase_fractions(r, eta, epochs)
@@ -187,6 +198,10 @@ def measure(policy: Policy, sweeps: list[Draw], workers: int) -> PolicySummary:
     )
 
 
+EXTRA = {"phase_best": phase_best, "epoch_best": epoch_best, "extrapolate": extrapolating}
+"""Policies measured here only (not pruner kinds)."""
+
+
 def replay_speed(pool: CurvePool, trials: int = 60, n: int = 200) -> list[str]:
     """Seconds per 1000 replays of a ``trials``-trial sweep (configs drawn with replacement)."""
     rng = np.random.default_rng(2)
@@ -222,7 +237,7 @@ def main() -> None:
     parser.add_argument("--min-resource", type=int, default=1)
     parser.add_argument("--reduction-factor", type=int, default=3)
     parser.add_argument("--speed", action="store_true", help="also time 60-trial replays")
-    parser.add_argument("--policies", nargs="+", default=[*POLICIES, "phase_best", "extrapolate"])
+    parser.add_argument("--policies", nargs="+", default=[*POLICIES, *EXTRA])
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     folder = pool_folder(args.cache, args.quick)
@@ -239,9 +254,8 @@ def main() -> None:
     sweeps = draws(pool, k, n, seed=1)
     summaries = []
     for name in args.policies:
-        extra = {"extrapolate": extrapolating, "phase_best": phase_best}
-        if name in extra:
-            policy = extra[name](args.min_resource, args.reduction_factor, pool.epochs)
+        if name in EXTRA:
+            policy = EXTRA[name](args.min_resource, args.reduction_factor, pool.epochs)
             summaries.append(measure(policy, sweeps, args.workers))
             continue
         policy = make_policy(
