@@ -67,38 +67,14 @@ class ExtrapolatingPruner(SchedulePhasePruner):
         return float(a + b * x[-1])
 
 
-class PhaseBestPruner(SchedulePhasePruner):
-    """The schedule-aware pruner comparing each trial's best value up to its rung (the
-    figure a trial is finally ranked by is its best epoch's), not the value at the rung."""
-
-    def _rung_value(self, trial: FrozenTrial, rung: int) -> float | None:
-        at = super()._rung_value(trial, rung)
-        if at is None:
-            return None
-        upto = self.rung_epochs(trial)[rung]
-        return max([at, *(v for e, v in trial.intermediate_values.items() if e <= upto)])
-
-
 def phase_best(r: int, eta: int, epochs: int) -> Policy:
-    """:class:`PhaseBestPruner` with the schedule-aware policy's rungs."""
+    """The schedule-aware rungs, each trial judged by its best value up to its rung."""
     fractions = phase_fractions(r, eta, epochs)
-    probe = PhaseBestPruner(fractions, eta, epochs, default_t_max=epochs)
-    return Policy(
-        "phase_best",
-        lambda: PhaseBestPruner(fractions, eta, epochs, default_t_max=epochs),
-        probe.rung_epochs_of,
-    )
 
+    def make() -> SchedulePhasePruner:
+        return SchedulePhasePruner(fractions, eta, epochs, default_t_max=epochs, running_best=True)
 
-def epoch_best(r: int, eta: int, epochs: int) -> Policy:
-    """Best value so far at successive halving's plain epoch rungs (no schedule)."""
-    fractions = phase_fractions(r, eta, epochs)
-    rungs = [f * epochs for f in fractions]
-    return Policy(
-        "epoch_best",
-        lambda: PhaseBestPruner(fractions, eta, epochs, default_t_max=epochs, t_max_param=None),
-        lambda _: rungs,
-    )
+    return Policy("phase_best", make, make().rung_epochs_of)
 
 
 def extrapolating(r: int, eta: int, epochs: int) -> Policy:
@@ -198,7 +174,7 @@ def measure(policy: Policy, sweeps: list[Draw], workers: int) -> PolicySummary:
     )
 
 
-EXTRA = {"phase_best": phase_best, "epoch_best": epoch_best, "extrapolate": extrapolating}
+EXTRA = {"phase_best": phase_best, "extrapolate": extrapolating}
 """Policies measured here only (not pruner kinds)."""
 
 

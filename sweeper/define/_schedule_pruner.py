@@ -24,7 +24,13 @@ from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
-__all__ = ["SchedulePhasePruner", "interpolated_value", "phase_fractions"]
+__all__ = [
+    "SchedulePhasePruner",
+    "best_so_far_pruner",
+    "interpolated_value",
+    "phase_fractions",
+    "schedule_aware_pruner",
+]
 
 
 def phase_fractions(min_resource: int, reduction_factor: int, epochs: int) -> tuple[float, ...]:
@@ -68,6 +74,8 @@ class SchedulePhasePruner(BasePruner):
         t_max_param: the trial parameter that holds ``T_max``; None: every trial uses
             ``default_t_max``, so with ``default_t_max = epochs`` the rungs are plain epochs
             (``fractions=[r / epochs]``: "keep the top 1/eta after epoch r").
+        running_best: compare each trial's best value up to its rung (what it is finally
+            ranked by, at its best epoch) instead of its value at the rung.
 
     Example:
         >>> pruner = SchedulePhasePruner(phase_fractions(2, 3, 22), 3, 22, default_t_max=22)
@@ -82,6 +90,7 @@ class SchedulePhasePruner(BasePruner):
         *,
         default_t_max: float,
         t_max_param: str | None = "T_max",
+        running_best: bool = False,
     ) -> None:
         if not fractions or any(f <= 0 for f in fractions):
             raise ValueError(f"fractions {list(fractions)}: need one or more, each above 0")
@@ -94,6 +103,7 @@ class SchedulePhasePruner(BasePruner):
         self._epochs = epochs
         self._default_t_max = default_t_max
         self._t_max_param = t_max_param
+        self._running_best = running_best
 
     def rung_epochs(self, trial: FrozenTrial) -> list[float]:
         """Where ``trial``'s rungs fall, in (fractional) epochs before its last one."""
@@ -110,7 +120,11 @@ class SchedulePhasePruner(BasePruner):
         epochs = self.rung_epochs(trial)
         if rung >= len(epochs):
             return None
-        return interpolated_value(trial.intermediate_values, epochs[rung])
+        at = interpolated_value(trial.intermediate_values, epochs[rung])
+        if at is None or not self._running_best:
+            return at
+        seen = [v for e, v in trial.intermediate_values.items() if e <= epochs[rung]]
+        return max([at, *seen])
 
     def prune(self, study: optuna.study.Study, trial: FrozenTrial) -> bool:
         step = trial.last_step
@@ -149,3 +163,37 @@ def _promotable(
     if direction == StudyDirection.MAXIMIZE:
         return value >= ordered[index]
     return value <= ordered[index]
+
+
+def best_so_far_pruner(
+    min_resource: int, reduction_factor: int, epochs: int
+) -> SchedulePhasePruner:
+    """``pruner.kind: best_so_far``: successive halving's epoch rungs, each trial judged by
+    its best value up to the rung."""
+    return SchedulePhasePruner(
+        phase_fractions(min_resource, reduction_factor, epochs),
+        reduction_factor,
+        epochs,
+        default_t_max=epochs,  # every trial's "T_max" is the epochs: plain epoch rungs
+        t_max_param=None,
+        running_best=True,
+    )
+
+
+def schedule_aware_pruner(
+    min_resource: int,
+    reduction_factor: int,
+    epochs: int,
+    *,
+    default_t_max: float,
+    t_max_param: str | None,
+) -> SchedulePhasePruner:
+    """``pruner.kind: schedule_aware``: successive halving's rungs as fractions of each
+    trial's own ``T_max``."""
+    return SchedulePhasePruner(
+        phase_fractions(min_resource, reduction_factor, epochs),
+        reduction_factor,
+        epochs,
+        default_t_max=default_t_max,
+        t_max_param=t_max_param,
+    )

@@ -147,13 +147,15 @@ class SamplerSpec(_Strict):
     )
 
 
-PrunerKind = Literal["auto", "hyperband", "successive_halving", "schedule_aware", "none"]
+PrunerKind = Literal[
+    "auto", "hyperband", "successive_halving", "best_so_far", "schedule_aware", "none"
+]
 
-AUTO_WITH_T_MAX: PrunerKind = "hyperband"
+AUTO_WITH_T_MAX: PrunerKind = "best_so_far"
 """What ``kind: auto`` runs when the spec searches ``T_max`` (see :meth:`StudySpec.pruner_kind`)."""
 AUTO_WHY = (
-    "replayed on the receipts-shaped pool (BENCHMARKS.md), comparing trials at the same "
-    "fraction of their own cosine did not keep the winner better than Hyperband"
+    "replayed on the receipts-shaped pool it trained 3.8x fewer epochs than no pruning with "
+    "Hyperband's pick regret, where Hyperband saved 2.1x; BENCHMARKS.md"
 )
 """Why, for create-study."""
 
@@ -163,12 +165,14 @@ class PrunerSpec(_Strict):
 
     ``hyperband`` hedges over brackets whose first rung is at ``min_resource``,
     ``min_resource × reduction_factor``, ...; ``successive_halving`` runs only the most
-    aggressive bracket (rungs at ``min_resource × reduction_factor**k``);
-    ``schedule_aware`` is successive halving with those rungs as fractions of each trial's
-    own ``T_max`` (:class:`sweeper.define.SchedulePhasePruner`), so trials are compared at
-    the same phase of their cosine; ``none`` never prunes (the baseline that pruning is
-    measured against); ``auto`` (the default) is ``hyperband``, or, when the spec searches
-    ``T_max``, what the replays measured best there (:data:`AUTO_WITH_T_MAX`).
+    aggressive bracket (rungs at ``min_resource × reduction_factor**k``); ``best_so_far``
+    the same rungs comparing each trial's best val H-mean so far (what it is finally ranked
+    by) instead of its latest; ``schedule_aware`` is successive halving with those rungs as
+    fractions of each trial's own ``T_max`` (:class:`sweeper.define.SchedulePhasePruner`),
+    so trials are compared at the same phase of their cosine; ``none`` never prunes (the
+    baseline that pruning is measured against); ``auto`` (the default) is ``hyperband``,
+    or, when the spec searches ``T_max``, what the replays measured best there
+    (:data:`AUTO_WITH_T_MAX`).
     """
 
     kind: PrunerKind = "auto"
@@ -347,6 +351,7 @@ class StudySpec(_Strict):
         name = {
             "hyperband": f"Hyperband, {len(found)} brackets",
             "successive_halving": "successive halving",
+            "best_so_far": "successive halving on each trial's best H-mean so far",
             "schedule_aware": "schedule-aware successive halving (rungs at the same fraction "
             "of each trial's T_max)",
         }[kind]

@@ -28,7 +28,7 @@ from sweeper.attrs import (
     UUID_ATTR,
     VERIFY_OF_ATTR,
 )
-from sweeper.define._schedule_pruner import SchedulePhasePruner, phase_fractions
+from sweeper.define._schedule_pruner import best_so_far_pruner, schedule_aware_pruner
 from sweeper.define._spec import SCHEMA_VERSION, StudySpec, parse_spec
 from sweeper.define._tracking_spec import missing_tracker_extra
 from sweeper.errors import SpecError, StudyError
@@ -76,8 +76,9 @@ def build_sampler(spec: StudySpec, worker_id: str = "") -> optuna.samplers.TPESa
 def build_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
     """The pruner the spec describes; resources are epochs, max_resource the epochs trained.
 
-    ``successive_halving`` is Hyperband's most aggressive bracket alone; ``schedule_aware``
-    the same rungs at fractions of each trial's own ``T_max``; ``none`` never prunes.
+    ``successive_halving`` is Hyperband's most aggressive bracket alone; ``best_so_far`` its
+    rungs on each trial's best value so far; ``schedule_aware`` its rungs at fractions of each
+    trial's own ``T_max``; ``none`` never prunes.
     """
     p, kind = spec.pruner, spec.pruner_kind
     if kind == "none":
@@ -86,13 +87,14 @@ def build_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
         return optuna.pruners.SuccessiveHalvingPruner(
             min_resource=p.min_resource, reduction_factor=p.reduction_factor
         )
+    if kind == "best_so_far":
+        return best_so_far_pruner(p.min_resource, p.reduction_factor, spec.base.epochs)
     if kind == "schedule_aware":
-        epochs = spec.base.epochs
-        return SchedulePhasePruner(
-            phase_fractions(p.min_resource, p.reduction_factor, epochs),
+        return schedule_aware_pruner(
+            p.min_resource,
             p.reduction_factor,
-            epochs,
-            default_t_max=spec.base.scheduler.T_max or epochs,
+            spec.base.epochs,
+            default_t_max=spec.base.scheduler.T_max or spec.base.epochs,
             t_max_param=spec.t_max_param,
         )
     return optuna.pruners.HyperbandPruner(

@@ -6,6 +6,7 @@ elsewhere), and :func:`sweeper.rank.rung_correlation` reads each trial's curve t
 
 - ``none``: no pruning, the baseline.
 - ``hyperband``, ``successive_halving``: Optuna's, with rungs at ``r * eta**k`` epochs.
+- ``best_so_far``: successive halving's rungs, comparing each trial's best value so far.
 - ``median``: Optuna's median pruner from epoch ``r`` on (5 startup trials).
 - ``first_rung``: keep the top third after epoch ``r``, never prune again (the
   multi-fidelity literature's one-epoch baseline).
@@ -22,11 +23,24 @@ from dataclasses import dataclass
 
 import optuna
 
-from sweeper.define import SchedulePhasePruner, brackets, phase_fractions
+from sweeper.define import (
+    SchedulePhasePruner,
+    best_so_far_pruner,
+    brackets,
+    schedule_aware_pruner,
+)
 
 __all__ = ["POLICIES", "Policy", "make_policy"]
 
-POLICIES = ("none", "hyperband", "successive_halving", "median", "first_rung", "schedule_aware")
+POLICIES = (
+    "none",
+    "hyperband",
+    "successive_halving",
+    "best_so_far",
+    "median",
+    "first_rung",
+    "schedule_aware",
+)
 
 
 @dataclass(frozen=True)
@@ -93,12 +107,13 @@ def make_policy(
             ),
             lambda _: [float(r)],
         )
+    if name == "best_so_far":
+        return Policy(name, lambda: best_so_far_pruner(r, eta, epochs), fixed)
     if name == "schedule_aware":
-        fractions = phase_fractions(r, eta, epochs)
 
         def make() -> SchedulePhasePruner:
-            return SchedulePhasePruner(
-                fractions, eta, epochs, default_t_max=default_t_max, t_max_param=t_max_param
+            return schedule_aware_pruner(
+                r, eta, epochs, default_t_max=default_t_max, t_max_param=t_max_param
             )
 
         probe = make()

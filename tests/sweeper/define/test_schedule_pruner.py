@@ -7,6 +7,7 @@ import pytest
 
 from sweeper.define import (
     SchedulePhasePruner,
+    best_so_far_pruner,
     build_pruner,
     interpolated_value,
     parse_spec,
@@ -56,6 +57,17 @@ def test_trials_are_compared_at_the_same_fraction_of_their_cosine() -> None:
     assert [t.last_step for t in study.trials] == [5, 4, 5]
 
 
+def test_best_so_far_judges_a_trial_by_its_best_epoch_up_to_the_rung() -> None:
+    study = optuna.create_study(direction="maximize", pruner=best_so_far_pruner(2, 2, 6))
+    study.enqueue_trial({"T_max": 6})
+    assert not _report(study, 6, [0.5, 0.55, 0.6, 0.6, 0.6, 0.6])
+    # At epoch 2 this one stands at 0.5, below 0.55, but it reached 0.7 at epoch 1: kept.
+    study.enqueue_trial({"T_max": 6})
+    assert not _report(study, 6, [0.7, 0.5, 0.6, 0.6, 0.6, 0.6])
+    study.enqueue_trial({"T_max": 6})
+    assert _report(study, 6, [0.4, 0.5, 0.6, 0.6, 0.6, 0.6])
+
+
 def test_the_spec_builds_it_and_auto_resolves() -> None:
     raw = tiny_spec("p", 4, epochs=6)
     raw["pruner"] = {"kind": "schedule_aware", "min_resource": 1, "reduction_factor": 3}
@@ -65,7 +77,9 @@ def test_the_spec_builds_it_and_auto_resolves() -> None:
     assert pruner.rung_epochs_of({"T_max": 12}) == pytest.approx([2.0])  # 1/6 of 12; 3/6 is 6
     assert "schedule-aware successive halving" in spec.describe_pruning()
     raw["pruner"] = {"min_resource": 1}
-    assert parse_spec(raw).pruner.kind == "auto"
+    auto = parse_spec(raw)
+    assert auto.pruner.kind == "auto" and auto.pruner_kind == "best_so_far"
+    assert "chosen for a T_max search by pruner.kind: auto" in auto.describe_pruning()
     del raw["search_space"]["T_max"]
     assert parse_spec(raw).pruner_kind == "hyperband"
     assert "chosen" not in parse_spec(raw).describe_pruning()
