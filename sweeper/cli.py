@@ -51,7 +51,7 @@ from sweeper.paths import DEFAULT_ARTIFACTS
 from sweeper.rank import Rule, list_studies, study_status
 from sweeper.text import human_bytes, one_line
 from sweeper.trial_result import TrialResult
-from sweeper.view import Format, print_status, print_studies
+from sweeper.view import Format, ReplayFormat, print_replay, print_status, print_studies
 from trainer_core.errors import ConfigError, DataError
 
 __all__ = ["BAD_INPUT", "EXIT_BAD_INPUT", "EXIT_FAILED", "app", "command", "main"]
@@ -436,6 +436,44 @@ def rank_cmd(
     )
     if plot is not None:
         err.print(f"picture: {plot} (uploaded to the study's artifacts in {artifacts})")
+
+
+@command("replay")
+def replay_cmd(
+    study: StudyArg,
+    storage: StorageOption = None,
+    pruner: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pruner",
+            help="hyperband, successive_halving, median, first_rung, schedule_aware or none; "
+            "repeat for several (default: all)",
+            show_default=False,
+        ),
+    ] = None,
+    min_resource: Annotated[
+        int | None, typer.Option("--min-resource", help="first rung, in epochs (default: spec's)")
+    ] = None,
+    reduction_factor: Annotated[
+        int | None,
+        typer.Option("--reduction-factor", help="keep 1 of this many a rung (default: spec's)"),
+    ] = None,
+    orders: Annotated[int, typer.Option("--orders", help="random trial orders a setting")] = 200,
+    fmt: Annotated[ReplayFormat, typer.Option("--format", help="table or json")] = "table",
+) -> None:
+    """Would a pruner have cut the winner? Replays the study's complete curves; trains nothing."""
+    from sweeper.rank import POLICIES, replay_study
+
+    study_obj, spec = load_study(study, open_storage(resolve_url(storage), create=False))
+    result = replay_study(
+        study_obj,
+        spec,
+        pruner or list(POLICIES),
+        min_resource=min_resource,
+        reduction_factor=reduction_factor,
+        orders=orders,
+    )
+    print_replay(result, out, fmt)
 
 
 @command("export-best")

@@ -11,6 +11,8 @@ _exports.add(
 )
 _exports.add("_budget", "spent_device_s")
 _exports.add("_check", "check_spec")
+_exports.add("_schedule_pruner", "SchedulePhasePruner", "interpolated_value", "phase_fractions")
+_exports.add("_schedule_pruner", "best_so_far_pruner", "schedule_aware_pruner")
 _exports.add("_spec", "BudgetSpec", "POSTPROCESS_SEARCHED", "ParamSpec", "PostprocessSearchSpec")
 _exports.add("_spec", "PrunerSpec", "RankingSpec", "RetentionSpec", "RetriesSpec", "SCHEMA_VERSION")
 _exports.add("_spec", "SHORT_NAMES", "SamplerSpec", "StudySpec", "parse_spec")

@@ -147,16 +147,35 @@ class SamplerSpec(_Strict):
     )
 
 
+PrunerKind = Literal[
+    "auto", "hyperband", "successive_halving", "best_so_far", "schedule_aware", "none"
+]
+
+AUTO_WITH_T_MAX: PrunerKind = "best_so_far"
+"""What ``kind: auto`` runs when the spec searches ``T_max`` (see :meth:`StudySpec.pruner_kind`)."""
+AUTO_WHY = (
+    "replayed on the receipts-shaped pool it trained 3.8x fewer epochs than no pruning with "
+    "Hyperband's pick regret, where Hyperband saved 2.1x; BENCHMARKS.md"
+)
+"""Why, for create-study."""
+
+
 class PrunerSpec(_Strict):
     """The pruner; resources are epochs (one report per epoch), the last epoch never prunes.
 
     ``hyperband`` hedges over brackets whose first rung is at ``min_resource``,
     ``min_resource × reduction_factor``, ...; ``successive_halving`` runs only the most
-    aggressive bracket (rungs at ``min_resource × reduction_factor**k``); ``none`` never
-    prunes (the baseline that pruning is measured against).
+    aggressive bracket (rungs at ``min_resource × reduction_factor**k``); ``best_so_far``
+    the same rungs comparing each trial's best val H-mean so far (what it is finally ranked
+    by) instead of its latest; ``schedule_aware`` is successive halving with those rungs as
+    fractions of each trial's own ``T_max`` (:class:`sweeper.define.SchedulePhasePruner`),
+    so trials are compared at the same phase of their cosine; ``none`` never prunes (the
+    baseline that pruning is measured against); ``auto`` (the default) is ``hyperband``,
+    or, when the spec searches ``T_max``, what the replays measured best there
+    (:data:`AUTO_WITH_T_MAX`).
     """
 
-    kind: Literal["hyperband", "successive_halving", "none"] = "hyperband"
+    kind: PrunerKind = "auto"
     min_resource: int = Field(1, ge=1, description="epochs every trial runs at least")
     max_resource: int | None = Field(
         None, ge=1, description="Hyperband's R; it is the epochs trained: leave it unset"
@@ -305,22 +324,42 @@ class StudySpec(_Strict):
             >>> load_spec("studies/demo.yaml").rungs()  # doctest: +SKIP
             [1, 3, 9]
         """
-        if self.pruner.kind == "none":
+        if self.pruner_kind == "none":
             return []
         return rungs(self.pruner.min_resource, self.pruner.reduction_factor, self.base.epochs)
 
+    @property
+    def t_max_param(self) -> str | None:
+        """The search-space name that sets ``scheduler.T_max`` (None: not searched)."""
+        return next((n for n in self.search_space if self.param_path(n) == "scheduler.T_max"), None)
+
+    @property
+    def pruner_kind(self) -> PrunerKind:
+        """The pruner that runs: ``pruner.kind``, with ``auto`` resolved."""
+        if self.pruner.kind != "auto":
+            return self.pruner.kind
+        return AUTO_WITH_T_MAX if self.t_max_param is not None else "hyperband"
+
     def describe_pruning(self) -> str:
-        """One line for create-study: the pruner, its rungs and the best it can save."""
-        p, epochs = self.pruner, self.base.epochs
-        if p.kind == "none":
+        """One line for create-study: the pruner (and why, when chosen), its rungs and the
+        best it can save."""
+        p, epochs, kind = self.pruner, self.base.epochs, self.pruner_kind
+        if kind == "none":
             return f"pruning: none (every trial trains {epochs} epochs)"
-        found = brackets(p.min_resource, p.reduction_factor, epochs, p.kind)
-        kind = (
-            f"Hyperband, {len(found)} brackets" if p.kind == "hyperband" else "successive halving"
-        )
-        saving = ideal_saving(p.min_resource, p.reduction_factor, epochs, p.kind)
+        arithmetic = "hyperband" if kind == "hyperband" else "successive_halving"
+        found = brackets(p.min_resource, p.reduction_factor, epochs, arithmetic)
+        name = {
+            "hyperband": f"Hyperband, {len(found)} brackets",
+            "successive_halving": "successive halving",
+            "best_so_far": "successive halving on each trial's best H-mean so far",
+            "schedule_aware": "schedule-aware successive halving (rungs at the same fraction "
+            "of each trial's T_max)",
+        }[kind]
+        if p.kind == "auto" and self.t_max_param is not None:
+            name += f", chosen for a T_max search by pruner.kind: auto ({AUTO_WHY})"
+        saving = ideal_saving(p.min_resource, p.reduction_factor, epochs, arithmetic)
         return (
-            f"pruning: {kind}; rungs at epochs {', '.join(map(str, self.rungs()))} of {epochs} "
+            f"pruning: {name}; rungs at epochs {', '.join(map(str, self.rungs()))} of {epochs} "
             f"(keeping 1 in {p.reduction_factor}); at best {saving:.1f}x fewer epochs than "
             "without pruning"
         )

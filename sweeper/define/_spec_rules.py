@@ -110,7 +110,7 @@ def _check_pruner(spec: StudySpec) -> None:
             f"pruner.max_resource ({pruner.max_resource}) must be base.epochs ({epochs}): "
             "Hyperband's max resource is the epochs a trial trains; leave it unset"
         )
-    if pruner.kind != "none" and pruner.min_resource >= epochs:
+    if spec.pruner_kind != "none" and pruner.min_resource >= epochs:
         raise SpecError(
             f"pruner.min_resource ({pruner.min_resource}): the first rung is at epoch "
             f"{pruner.min_resource}, at or past the last epoch (base.epochs={epochs}), and a "

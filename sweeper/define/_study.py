@@ -28,6 +28,7 @@ from sweeper.attrs import (
     UUID_ATTR,
     VERIFY_OF_ATTR,
 )
+from sweeper.define._schedule_pruner import best_so_far_pruner, schedule_aware_pruner
 from sweeper.define._spec import SCHEMA_VERSION, StudySpec, parse_spec
 from sweeper.define._tracking_spec import missing_tracker_extra
 from sweeper.errors import SpecError, StudyError
@@ -75,15 +76,26 @@ def build_sampler(spec: StudySpec, worker_id: str = "") -> optuna.samplers.TPESa
 def build_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
     """The pruner the spec describes; resources are epochs, max_resource the epochs trained.
 
-    ``successive_halving`` is Hyperband's most aggressive bracket alone; ``none`` never
-    prunes.
+    ``successive_halving`` is Hyperband's most aggressive bracket alone; ``best_so_far`` its
+    rungs on each trial's best value so far; ``schedule_aware`` its rungs at fractions of each
+    trial's own ``T_max``; ``none`` never prunes.
     """
-    p = spec.pruner
-    if p.kind == "none":
+    p, kind = spec.pruner, spec.pruner_kind
+    if kind == "none":
         return optuna.pruners.NopPruner()
-    if p.kind == "successive_halving":
+    if kind == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner(
             min_resource=p.min_resource, reduction_factor=p.reduction_factor
+        )
+    if kind == "best_so_far":
+        return best_so_far_pruner(p.min_resource, p.reduction_factor, spec.base.epochs)
+    if kind == "schedule_aware":
+        return schedule_aware_pruner(
+            p.min_resource,
+            p.reduction_factor,
+            spec.base.epochs,
+            default_t_max=spec.base.scheduler.T_max or spec.base.epochs,
+            t_max_param=spec.t_max_param,
         )
     return optuna.pruners.HyperbandPruner(
         min_resource=p.min_resource,

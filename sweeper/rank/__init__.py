@@ -12,6 +12,11 @@ _exports.add("_ranking", "rank_study", "ranked_first")
 _exports.add("_rules", "RULES", "RULE_LABELS", "Rule", "rule_value")
 _exports.add("_spend", "NEAR_BEST", "SweepCost", "chain_costs", "sweep_cost")
 _exports.add("_pruning_savings", "PruningSaving", "pruning_saving")
+_exports.add("_policies", "POLICIES", "Policy", "make_policy")
+_exports.add(
+    "_replay", "Replay", "ReplayOutcome", "judge", "replay", "rung_correlation", "spearman"
+)
+_exports.add("_replay_study", "MIN_REPLAY_TRIALS", "SettingReplay", "StudyReplay", "replay_study")
 _exports.add(
     "_selection", "RuleSpec", "RuleSummary", "hmean_from_counts", "kendall_tau", "simulate"
 )

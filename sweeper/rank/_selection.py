@@ -23,9 +23,14 @@ from sweeper.rank._rules import Rule, rule_value
 
 @dataclass(frozen=True)
 class RuleSpec:
-    """One rule as the simulation applies it; ``gap_split`` says where the gap is measured."""
+    """One rule as the simulation applies it; ``gap_split`` says where the gap is measured.
 
-    rule: Rule
+    Besides the ranking rules, ``crossfit`` (a candidate that needs every epoch's holdout
+    H-mean): each trial's best epoch chosen on val and scored on the holdout, and chosen on
+    the holdout and scored on val, the two averaged.
+    """
+
+    rule: Rule | Literal["crossfit"]
     penalty: float = 1.0
     tolerance: float = 0.0
     gap_split: Literal["holdout", "train"] = "holdout"
@@ -125,15 +130,19 @@ def simulate(
         v, h, t = val[rows, best], hold[rows, best], test[rows, best]
         train = None if train_hmean is None else train_hmean[trials][rows, best]
         best_test[d] = t.max()
+        crossfit = (h + val[rows, hold.argmax(axis=1)]) / 2
         for j, spec in enumerate(rules):
-            # With a train gap split, the gap is train - val: pass val - gap as "holdout".
-            other = h if spec.gap_split == "holdout" else 2 * v - train
-            values = np.array(
-                [
-                    rule_value(spec.rule, a, b, spec.penalty, spec.tolerance)
-                    for a, b in zip(v, other, strict=True)
-                ]
-            )
+            if spec.rule == "crossfit":
+                values = crossfit
+            else:
+                # With a train gap split, the gap is train - val: pass val - gap as "holdout".
+                other = h if spec.gap_split == "holdout" else 2 * v - train
+                values = np.array(
+                    [
+                        rule_value(spec.rule, a, b, spec.penalty, spec.tolerance)
+                        for a, b in zip(v, other, strict=True)
+                    ]
+                )
             test_of_pick[d, j] = t[values.argmax()]
             taus[d, j] = kendall_tau(values, t)
     return _summarize(rules, test_of_pick, best_test, taus)

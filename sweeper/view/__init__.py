@@ -7,6 +7,7 @@ from sweeper._lazy import LazyExports
 _exports = LazyExports(__name__, globals())
 _exports.add("_dashboard", "run_dashboard")
 _exports.add("_rank_table", "print_ranking")
+_exports.add("_replay_table", "ReplayFormat", "print_replay")
 _exports.add("_selection_plot", "selection_png")
 _exports.add("_show_rank", "Format", "show_rank")
 _exports.add("_status_table", "print_status", "print_studies")

@@ -120,7 +120,8 @@ INVALID = {
     ),
     "unknown pruner kind": (
         changed({("pruner", "kind"): "median"}),
-        "pruner.kind: Input should be 'hyperband', 'successive_halving' or 'none'",
+        "pruner.kind: Input should be 'auto', 'hyperband', 'successive_halving', "
+        "'best_so_far', 'schedule_aware' or 'none'",
     ),
     "holdout gap without a holdout": (
         changed({("base", "data", "holdout_fraction"): 0.0}),
@@ -221,7 +222,10 @@ def test_create_study_prints_the_study_and_what_to_run_next(
     assert f"sweeper worker --study {study_name} --storage '{storage_url}'" in result.stdout
     assert f"sweeper dashboard --storage '{storage_url}'" in result.stdout
     assert "optuna-dashboard" not in result.stdout  # no pictures, and psycopg 3 for postgresql://
-    assert "pruning: Hyperband, 2 brackets; rungs at epochs 1, 3 of 6" in result.stdout
+    # The spec searches T_max and leaves pruner.kind at auto: create-study says what it chose.
+    chosen = "best H-mean so far, chosen for a T_max search by pruner.kind: auto (replayed"
+    assert f"pruning: successive halving on each trial's {chosen}" in result.stdout
+    assert "rungs at epochs 1, 3 of 6" in result.stdout
     assert "warning: search_space.T_max: T_max can be 5..7 while base.epochs is 6" in result.stderr
     assert study_name in optuna.get_all_study_names(open_storage(storage_url))
 

@@ -13,6 +13,7 @@ from storage import open_storage
 from sweeper.attrs import BASELINE_ATTR, SCHEMA_ATTR, SPEC_ATTR
 from sweeper.define import (
     SCHEMA_VERSION,
+    SchedulePhasePruner,
     StudySpec,
     build_sampler,
     create_study,
@@ -44,7 +45,8 @@ def test_created_study_reads_back_the_spec(storage_url: str, study_name: str) ->
     assert study.user_attrs[SCHEMA_ATTR] == SCHEMA_VERSION
     assert study.user_attrs[SPEC_ATTR] == spec.model_dump(mode="json")
     assert isinstance(study.sampler, optuna.samplers.TPESampler)
-    assert isinstance(study.pruner, optuna.pruners.HyperbandPruner)
+    # The receipts spec searches T_max and leaves pruner.kind at auto.
+    assert isinstance(study.pruner, SchedulePhasePruner)
     waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
     assert [t.user_attrs[BASELINE_ATTR] for t in waiting] == [0, 1]
 
