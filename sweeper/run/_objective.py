@@ -285,13 +285,21 @@ class Objective:
 
     def _settle(self, trial: optuna.Trial, attempt: _Attempt, state: str) -> None:
         """The attempt's last ledger write and its tracker runs' summary. Never raises: the
-        trial's own outcome (or the storage outage that ended it) is what the worker sees."""
+        trial's own outcome (or the storage outage that ended it) is what the worker sees.
+
+        The trackers finish first: a run id that arrived late (a slow MLflow server, a
+        trial stopped early) is then stored with the last ledger write, so the retry
+        continues that run instead of opening a second one."""
+        if attempt.run is not None:
+            self._finish_run(attempt, state)
         try:
             self._write_cost(trial, attempt)
         except Exception as e:  # the storage went away: the earlier writes stay
             log.warning("trial %d: its cost could not be written (%s)", trial.number, e)
-        if attempt.run is None:
-            return
+
+    def _finish_run(self, attempt: _Attempt, state: str) -> None:
+        """Close the attempt's tracker runs with the result and the cost as their summary."""
+        assert attempt.run is not None
         cost = attempt.ledger.cost()
         summary = {k: v for k, v in attempt.recorded.to_attrs().items() if k != "cost"}
         summary |= {

@@ -136,6 +136,7 @@ def test_wandb_offline_run_files_hold_the_trial(tmp_path: Path) -> None:
     spec = WandbTracking(project="receipts", mode="offline")
     first = _track(WandbBackend(spec, tmp_path, 30), [1, 2])
     run_id = first.run_ids()["wandb"]
+    time.sleep(1.1)  # W&B names an offline run's folder by the second it started
     # The retry of the trial continues the same W&B run (synced, the two files are one run).
     _track(WandbBackend(spec, tmp_path, 30), [3], resume={"wandb": run_id})
 
