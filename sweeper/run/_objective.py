@@ -22,7 +22,7 @@ import optuna
 from optuna.artifacts import upload_artifact
 from optuna_dashboard import save_note
 
-from storage import retry_count, retry_root, set_trial_user_attrs
+from storage import outage_reason, retry_count, retry_root, set_trial_user_attrs
 from sweeper.attrs import (
     CONFIG_OVERRIDES_ATTR,
     FAIL_REASON_ATTR,
@@ -48,6 +48,7 @@ from sweeper.run._checkpoints import (
 from sweeper.run._cost import CostLedger
 from sweeper.run._pictures import detections_png, learning_curve_png
 from sweeper.run._tracking import RunInfo, TrackedRun, flatten, open_trackers
+from sweeper.text import one_line
 from sweeper.trial_result import TrialCost, TrialResult, own_cost, penalized_score
 from trainer_core.checkpoint import load_checkpoint
 from trainer_core.config import TrainConfig, apply_overrides
@@ -295,7 +296,8 @@ class Objective:
         try:
             self._write_cost(trial, attempt)
         except Exception as e:  # the storage went away: the earlier writes stay
-            log.warning("trial %d: its cost could not be written (%s)", trial.number, e)
+            reason = outage_reason(e) or one_line(e, 300)  # the cause, not Optuna's wrapper
+            log.warning("trial %d: its cost could not be written (%s)", trial.number, reason)
 
     def _finish_run(self, attempt: _Attempt, state: str) -> None:
         """Close the attempt's tracker runs with the result and the cost as their summary."""

@@ -265,7 +265,7 @@ def test_storage_comes_from_the_environment(
 
 
 def _tiny(tmp_path: Path, **base: Any) -> Path:
-    from tiny_sweep import make_data, tiny_spec, write_spec
+    from tests.sweeper.tiny_sweep import make_data, tiny_spec, write_spec
 
     make_data(tmp_path)
     spec = tiny_spec("checked", 4)
