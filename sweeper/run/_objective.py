@@ -270,15 +270,21 @@ class Objective:
         run.start(trial.user_attrs.get(TRACKING_RUNS_ATTR) or {})
         return run
 
-    def _write_cost(self, trial: optuna.Trial, attempt: _Attempt, every_s: bool = False) -> None:
-        """Store the ledger so far and any tracker run id that is new (one transaction);
-        with ``every_s``, only when an id is new or the ledger's write is due."""
+    def _write_cost(
+        self,
+        trial: optuna.Trial,
+        attempt: _Attempt,
+        every_s: bool = False,
+        cost: TrialCost | None = None,
+    ) -> None:
+        """Store the ledger so far (or ``cost``) and any tracker run id that is new (one
+        transaction); with ``every_s``, only when an id is new or the ledger's write is due."""
         ledger = attempt.ledger
         ids = attempt.run.run_ids() if attempt.run is not None else {}
         new_ids = bool(ids) and ids != attempt.stored_ids
         if every_s and not new_ids and not ledger.due():
             return
-        attrs = TrialResult(cost=ledger.cost()).to_attrs()
+        attrs = TrialResult(cost=cost or ledger.cost()).to_attrs()
         if new_ids:
             attrs[TRACKING_RUNS_ATTR] = attempt.stored_ids = ids
         set_trial_user_attrs(trial, attrs)
@@ -290,19 +296,20 @@ class Objective:
 
         The trackers finish first: a run id that arrived late (a slow MLflow server, a
         trial stopped early) is then stored with the last ledger write, so the retry
-        continues that run instead of opening a second one."""
+        continues that run instead of opening a second one. Both get the cost as of the
+        attempt's end, so the trackers' summary and the ledger agree."""
+        cost = attempt.ledger.cost()
         if attempt.run is not None:
-            self._finish_run(attempt, state)
+            self._finish_run(attempt, state, cost)
         try:
-            self._write_cost(trial, attempt)
+            self._write_cost(trial, attempt, cost=cost)
         except Exception as e:  # the storage went away: the earlier writes stay
             reason = outage_reason(e) or one_line(e, 300)  # the cause, not Optuna's wrapper
             log.warning("trial %d: its cost could not be written (%s)", trial.number, reason)
 
-    def _finish_run(self, attempt: _Attempt, state: str) -> None:
-        """Close the attempt's tracker runs with the result and the cost as their summary."""
+    def _finish_run(self, attempt: _Attempt, state: str, cost: TrialCost) -> None:
+        """Close the attempt's tracker runs with the result and ``cost`` as their summary."""
         assert attempt.run is not None
-        cost = attempt.ledger.cost()
         summary = {k: v for k, v in attempt.recorded.to_attrs().items() if k != "cost"}
         summary |= {
             "gpu_hours": round(cost.device_s / 3600, 6),
