@@ -35,6 +35,7 @@ from trainer_core.data import Sample, make_splits
 from trainer_core.engine import prob_maps
 from trainer_core.errors import DataError
 from trainer_core.fit import eval_loader, gap_samples
+from trainer_core.inference import bare_model
 from trainer_core.metrics import (
     DetectionMetrics,
     ImageMatches,
@@ -42,7 +43,6 @@ from trainer_core.metrics import (
     image_matches,
     metrics_from_counts,
 )
-from trainer_core.model import build_model
 from trainer_core.postprocess import grow_quads, polygons_from_prob, scored_boxes
 from trainer_core.precision import resolve_device, resolve_precision
 
@@ -123,12 +123,7 @@ def _cache_key(cfg: TrainConfig, checkpoint: Path) -> dict[str, Any]:
 
 def _inference_model(cfg: TrainConfig, checkpoint: Path) -> torch.nn.Module:
     """The DBNet of ``cfg`` with ``checkpoint``'s weights (no starting-point files read)."""
-    bare = cfg.model.model_copy(
-        update={"pretrained": False, "weights": None, "init_checkpoint": None}
-    )
-    model = build_model(bare)
-    model.load_state_dict(load_checkpoint(checkpoint)["model"])
-    return model
+    return bare_model(cfg.model, load_checkpoint(checkpoint)["model"])
 
 
 def _predict_split(

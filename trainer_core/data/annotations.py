@@ -1,4 +1,5 @@
-"""Annotation readers: ICDAR-2015 text files and UFO JSON, into :class:`Sample` lists.
+"""Annotation readers: ICDAR-2015 text files, UFO JSON and polygon CSV, into :class:`Sample`
+lists.
 
 Bad annotations never stop a run. Each box is checked against its image: non-numeric or
 non-finite coordinates, fewer than 3 distinct points and zero area drop the box; points outside
@@ -14,6 +15,8 @@ grid). A missing image folder is an error, one line that names it.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import struct
@@ -34,9 +37,11 @@ __all__ = [
     "Sample",
     "clean_polygon",
     "image_size",
+    "read_csv",
     "read_icdar",
     "read_samples",
     "read_ufo",
+    "unreadable_reason",
 ]
 
 logger = logging.getLogger(__name__)
@@ -85,7 +90,8 @@ def read_samples(cfg: DataConfig) -> list[Sample]:
 def read_icdar(image_root: Path, annotations: Path | None = None) -> list[Sample]:
     """ICDAR-2015-style annotations: one text file per image.
 
-    The annotation of ``<stem>.jpg`` is ``gt_<stem>.txt``, ``<stem>.txt`` or ``<stem>.csv`` in
+    The annotation of ``<stem>.jpg`` is ``gt_<stem>.txt``, ``res_<stem>.txt`` (a detector's
+    results, as ``sweeper predict`` writes them), ``<stem>.txt`` or ``<stem>.csv`` in
     ``annotations`` (default: beside the images), else beside the image. Lines are
     ``x1,y1,...,x4,y4,transcription``; only the first 8 fields are split, so transcriptions
     may contain commas. A UTF-8 byte-order mark and CRLF line ends are fine; ``###`` marks a
@@ -107,7 +113,7 @@ def read_icdar(image_root: Path, annotations: Path | None = None) -> list[Sample
     samples = []
     for image in sorted(p for p in image_root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
         stem = image.stem
-        names = (f"gt_{stem}.txt", f"{stem}.txt", f"{stem}.csv")
+        names = (f"gt_{stem}.txt", f"res_{stem}.txt", f"{stem}.txt", f"{stem}.csv")
         found = next((d / n for d in folders for n in names if (d / n).is_file()), None)
         if found is None:
             tally.drop_sample(image, f"no annotation file ({', '.join(names)})")
@@ -165,7 +171,53 @@ def read_ufo(json_path: Path, image_root: Path) -> list[Sample]:
         words = [
             _ufo_word(word, f"image {name!r} word {key!r}") for key, word in words_tree.items()
         ]
-        sample = _build_sample(image_root / name, words, json_path, tally)
+        sample = _build_sample(image_root / name, words, json_path, tally, all_images=True)
+        if sample is not None:
+            samples.append(sample)
+    tally.log()
+    return samples
+
+
+CSV_HEADER = ("filename", "polygons")
+
+
+def read_csv(csv_path: Path, image_root: Path) -> list[Sample]:
+    """Polygon CSV (a submission file): one row per image, ``filename,polygons``.
+
+    ``polygons`` holds each polygon's points as ``x1 y1 x2 y2 ...``, polygons separated by
+    ``|``; an image without detections has an empty field. A first row ``filename,polygons``
+    is a header. Every polygon is cared for (the format has no don't-care flag).
+
+    Raises:
+        DataError: the file is missing or unreadable, or a row has no file name.
+
+    Example:
+        >>> samples = read_csv(Path("predictions.csv"), Path("test/images"))  # doctest: +SKIP
+    """
+    csv_path, image_root = Path(csv_path), Path(image_root)
+    try:
+        text = csv_path.read_bytes().decode("utf-8-sig")
+    except OSError as e:
+        raise DataError(f"{csv_path}: cannot read ({e.strerror})") from e
+    except UnicodeDecodeError as e:
+        raise DataError(f"{csv_path}: not UTF-8 text ({e})") from e
+    rows = list(csv.reader(io.StringIO(text)))
+    if rows and tuple(cell.strip().lower() for cell in rows[0]) == CSV_HEADER:
+        rows = rows[1:]
+    tally = _Tally(str(csv_path))
+    samples = []
+    for number, row in enumerate(rows, start=2):
+        if not row or not row[0].strip():
+            if any(cell.strip() for cell in row):
+                raise DataError(f"{csv_path}: row {number} has no file name")
+            continue
+        name, field_text = row[0].strip(), ",".join(row[1:])
+        words = [
+            _csv_word(part, f"row {number} polygon {k}")
+            for k, part in enumerate(field_text.split("|"), start=1)
+            if part.strip()
+        ]
+        sample = _build_sample(image_root / name, words, csv_path, tally, all_images=True)
         if sample is not None:
             samples.append(sample)
     tally.log()
@@ -240,7 +292,7 @@ def _jpeg_size(f: Any) -> tuple[int, int] | None:
         f.seek(length - 2, 1)
 
 
-def _unreadable(path: Path) -> str:
+def unreadable_reason(path: Path) -> str:
     """Why an existing image cannot be used, in a few words."""
     try:
         with open(path, "rb") as f:
@@ -283,6 +335,16 @@ def _ufo_word(word: object, where: str) -> _Word:
     if points.ndim != 2 or points.shape[1] != 2:
         return _Word(where, None, problem="points are not a list of [x, y] pairs")
     return _Word(where, points, ignore=bool(word.get("illegibility", False)))
+
+
+def _csv_word(text: str, where: str) -> _Word:
+    try:
+        coords = [float(v) for v in text.split()]
+    except ValueError:
+        return _Word(where, None, problem="coordinates are not numbers")
+    if len(coords) % 2:
+        return _Word(where, None, problem=f"{len(coords)} coordinates, expected x y pairs")
+    return _Word(where, np.array(coords).reshape(-1, 2))
 
 
 @dataclass
@@ -345,12 +407,15 @@ class _Tally:
 
 
 def _build_sample(
-    image: Path, words: Iterable[_Word], source: Path, tally: _Tally
+    image: Path, words: Iterable[_Word], source: Path, tally: _Tally, all_images: bool = False
 ) -> Sample | None:
-    """Check every box against the image; None (and a warning) when the image is unusable."""
+    """Check every box against the image; None (and a warning) when the image is unusable.
+
+    ``all_images``: ``source`` annotates every image (UFO JSON, CSV), so warnings name the
+    image too."""
     size = image_size(image)
     if size is None:
-        reason = "missing" if not image.exists() else _unreadable(image)
+        reason = "missing" if not image.exists() else unreadable_reason(image)
         tally.drop_sample(image, f"image {reason} (annotations in {source})")
         return None
     polygons, ignore, notes = [], [], []
@@ -366,7 +431,7 @@ def _build_sample(
             notes.append(f"{word.where}: {repair} (repaired)")
         polygons.append(points)
         ignore.append(word.ignore)
-    where = source if source.suffix.lower() != ".json" else Path(f"{source} [{image.name}]")
+    where = Path(f"{source} [{image.name}]") if all_images else source
     tally.file_report(where, len(polygons), notes)
     tally.images += 1
     tally.boxes += len(polygons)

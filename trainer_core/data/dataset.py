@@ -21,7 +21,14 @@ from trainer_core.data.transforms import (
 )
 from trainer_core.errors import DataError
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "DetectionDataset", "load_image", "seed_worker"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "DetectionDataset",
+    "load_image",
+    "seed_worker",
+    "to_tensor",
+]
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -96,7 +103,7 @@ class DetectionDataset(Dataset):
         image = load_image(sample.image)
         if not isinstance(self.transform, TrainTransform):
             out = self.transform(image)
-            return {"image": _to_tensor(out.image), "scale": out.scale, "index": index}
+            return {"image": to_tensor(out.image), "scale": out.scale, "index": index}
         seed = np.random.SeedSequence([self.cfg.seed, self.epoch, index]).generate_state(1)[0]
         self.transform.set_seed(int(seed))
         out = self.transform(image, sample.polygons, sample.ignore)
@@ -111,12 +118,12 @@ class DetectionDataset(Dataset):
             min_text_size=t.min_text_size,
         )
         names = ("prob", "prob_mask", "thresh", "thresh_mask")
-        item: dict[str, torch.Tensor | float | int] = {"image": _to_tensor(out.image)}
+        item: dict[str, torch.Tensor | float | int] = {"image": to_tensor(out.image)}
         item.update({name: torch.from_numpy(m) for name, m in zip(names, maps, strict=True)})
         return item
 
 
-def _to_tensor(image: np.ndarray) -> torch.Tensor:
+def to_tensor(image: np.ndarray) -> torch.Tensor:
     """RGB uint8 (H, W, 3) -> normalized float32 (3, H, W)."""
     normalized = image.astype(np.float32) * _SCALE + _SHIFT
     return torch.from_numpy(np.ascontiguousarray(normalized.transpose(2, 0, 1)))
