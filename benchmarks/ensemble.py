@@ -1,0 +1,172 @@
+"""Does a fold ensemble beat its members on unseen pages, and what does each member cost?
+
+1. Data like the team's, as ``selection.py`` makes it: synthetic receipt pages (192 x 96) for
+   a starting point, a training set, and a labelled evaluation set never trained on.
+2. A starting point trained once (kept in ``--cache``, or ``--start FILE``), as the team
+   starts from pretrained weights.
+3. N fold models: the real ``fit`` fine-tuning from it with ``data.n_folds = N``,
+   ``data.fold = k``, the re-runs ``sweeper verify --folds N`` makes.
+4. Each member alone and the ensemble of all N (``trainer_core.inference.Ensemble``: maps
+   averaged per image before one post-processing) scored on the evaluation set in original
+   coordinates (``evaluate_samples``), at the config's post-processing.
+5. Time per image of ``predict_images`` with K = 1..N members: on the evaluation pages with
+   the fold models, and on the real SROIE receipts (460x1000 to 750x2200) with DBNet-resnet18
+   at 640 px, the production size (random weights: the time does not depend on them).
+
+    uv run python benchmarks/ensemble.py            # the measurement (a few minutes)
+    uv run python benchmarks/ensemble.py --quick    # the pipeline end to end, small
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from machine import describe
+from selection import Setup, _base, _data, _pretrained
+
+from trainer_core.config import ModelConfig, PostprocessConfig, TrainConfig
+from trainer_core.data import Sample, read_ufo
+from trainer_core.data.image_files import list_images
+from trainer_core.fit import fit
+from trainer_core.inference import Ensemble, Member, evaluate_samples, load_member, predict_images
+from trainer_core.model import build_model
+
+CPU = torch.device("cpu")
+SROIE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sroie_receipts" / "img"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    folds: int
+    epochs: int
+    data: Setup
+    repeats: int
+
+
+FULL = Sizes(
+    folds=5,
+    epochs=5,
+    data=Setup(
+        pool=0,
+        epochs=0,
+        pretrain_images=96,
+        pretrain_epochs=30,
+        train_images=48,
+        eval_images=120,
+        sizes=(0, 0, 0),
+        k=0,
+        draws=0,
+    ),
+    repeats=3,
+)
+QUICK = Sizes(
+    folds=3,
+    epochs=1,
+    data=Setup(
+        pool=0,
+        epochs=0,
+        pretrain_images=24,
+        pretrain_epochs=3,
+        train_images=12,
+        eval_images=12,
+        sizes=(0, 0, 0),
+        k=0,
+        draws=0,
+    ),
+    repeats=1,
+)
+
+
+def _folds(cache: Path, start: Path, train: Path, sizes: Sizes) -> list[Path]:
+    """The fold models' best.pt, each trained once and kept."""
+    paths = []
+    for k in range(sizes.folds):
+        out = cache / f"fold-{k}-of-{sizes.folds}-{sizes.epochs}ep"
+        if not (out / "best.pt").exists():
+            cfg = _base(train, out, sizes.epochs, init_checkpoint=str(start))
+            cfg["data"] |= {"n_folds": sizes.folds, "fold": k}
+            cfg |= {"optimizer": {"lr": 2e-3}, "scheduler": {"eta_min": 1e-5}}
+            result = fit(TrainConfig.model_validate(cfg))
+            print(f"fold {k}: its val H-mean {result.best.hmean:.3f}", flush=True)
+        paths.append(out / "best.pt")
+    return paths
+
+
+def _seconds_per_image(
+    members: list[Member], paths: list[Path], post: PostprocessConfig, repeats: int
+) -> float:
+    """Median over ``repeats`` of predict_images' wall time per image (one untimed run)."""
+    ensemble = Ensemble(members, CPU)
+    predict_images(ensemble, paths[:2], post)
+    times = [predict_images(ensemble, paths, post).seconds / len(paths) for _ in range(repeats)]
+    return statistics.median(times)
+
+
+def _timing_rows(members: list[Member], paths: list[Path], post, repeats: int) -> list[str]:
+    one = None
+    rows = []
+    for k in sorted({1, 2, len(members) // 2 + 1, len(members)}):
+        s = _seconds_per_image(members[:k], paths, post, repeats)
+        one = one or s
+        rows.append(f"| {k} | {1e3 * s:.1f} | {s / one:.2f}x |")
+    return rows
+
+
+def _score(members: list[Member], samples: list[Sample], post: PostprocessConfig) -> float:
+    metrics, _ = evaluate_samples(Ensemble(members, CPU), samples, post, batch_size=16)
+    return metrics.hmean
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small: a check of the pipeline")
+    parser.add_argument("--cache", type=Path, default=Path("runs/ensemble"))
+    parser.add_argument("--start", type=Path, help="a starting point to fine-tune instead")
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    cache = args.cache / ("quick" if args.quick else "full")
+    torch.manual_seed(0)
+    print(f"machine: {describe(f'torch {torch.__version__}')}")
+    started = time.perf_counter()
+    data = _data(cache, sizes.data)
+    start = args.start or _pretrained(cache, data, sizes.data)
+    folds = _folds(cache, start, data["train"], sizes)
+    evaluation = read_ufo(data["eval"], data["eval"].parent / "images")
+    loaded = [load_member(p) for p in folds]
+    members = [m for m, _ in loaded]
+    post = loaded[0][1].postprocess
+    print(
+        f"{sizes.folds} fold models (DBNet-resnet10t, 128 px, {sizes.epochs} epochs from "
+        f"{start}) ready in {time.perf_counter() - started:.0f} s; scored on "
+        f"{len(evaluation)} held-out pages\n"
+    )
+    alone = [_score([m], evaluation, post) for m in members]
+    together = _score(members, evaluation, post)
+    print("| model | H-mean on the held-out pages (%) |\n|---|---:|")
+    for k, h in enumerate(alone):
+        print(f"| fold {k} alone | {100 * h:.2f} |")
+    print(f"| mean of the members | {100 * statistics.mean(alone):.2f} |")
+    print(f"| best member | {100 * max(alone):.2f} |")
+    print(f"| ensemble of {len(members)} (maps averaged) | {100 * together:.2f} |")
+
+    pages = [s.image for s in evaluation]
+    print("\nper image, the fold models on the held-out pages (192x96, 128 px input):")
+    print("| members | ms per image | vs one |\n|---:|---:|---:|")
+    print("\n".join(_timing_rows(members, pages, post, sizes.repeats)))
+
+    big = ModelConfig(backbone="resnet18", neck_channels=256)
+    receipts = [Member(build_model(big), 640, "fp32") for _ in range(len(members))]
+    real = list_images(SROIE)[: 3 if args.quick else None]
+    print(f"\nper image, DBNet-resnet18 at 640 px on {len(real)} SROIE receipts:")
+    print("| members | ms per image | vs one |\n|---:|---:|---:|")
+    print("\n".join(_timing_rows(receipts, real, PostprocessConfig(), sizes.repeats)))
+    print(f"\n{time.perf_counter() - started:.0f} s in all")
+
+
+if __name__ == "__main__":
+    main()
