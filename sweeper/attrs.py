@@ -15,6 +15,7 @@ __all__ = [
     "PROMOTED_AT_ATTR",
     "PROMOTED_FROM_ATTR",
     "PROMOTE_CHECKPOINT_ATTR",
+    "RECORDED_ATTR_PREFIX",
     "RESUMED_FROM_ATTR",
     "RESUME_REFUSED_ATTR",
     "SCHEMA_ATTR",
@@ -104,3 +105,7 @@ TUNED_ATTR = "sweeper.tuned"
 TRACKING_RUNS_ATTR = "tracking_runs"
 """The trial's runs in the spec's trackers, ``{"wandb": id, "mlflow": id, "tensorboard":
 folder}``: a retry copies it and continues those runs instead of starting new ones."""
+
+RECORDED_ATTR_PREFIX = "sweeper.test.trial-"
+"""Study attribute per trial (``sweeper.test.trial-<N>``): the test or leaderboard scores
+``sweeper record-test`` kept for it (:mod:`sweeper.recorded_scores`)."""

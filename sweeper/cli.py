@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import optuna
 import typer
@@ -52,6 +52,9 @@ from sweeper.rank import Rule, list_studies, study_status
 from sweeper.text import human_bytes, one_line
 from sweeper.trial_result import TrialResult
 from sweeper.view import Format, ReplayFormat, print_replay, print_status, print_studies
+
+if TYPE_CHECKING:
+    from sweeper.after import ModelSource
 from trainer_core.errors import ConfigError, DataError
 
 __all__ = ["BAD_INPUT", "EXIT_BAD_INPUT", "EXIT_FAILED", "app", "command", "main"]
@@ -590,6 +593,147 @@ def verify_cmd(
         markup=False,
         soft_wrap=True,
     )
+
+
+ModelStudyArg = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="[STUDY]", help="the sweep (or name the model with --checkpoint / --ensemble)"
+    ),
+]
+ImagesOption = Annotated[Path, typer.Option("--images", help="folder of jpg/png images")]
+ModelTrialOption = Annotated[
+    int | None, typer.Option("--trial", help="this completed trial (default: the best)")
+]
+BestOption = Annotated[bool, typer.Option("--best", help="the best trial by the spec's rule")]
+CheckpointOption = Annotated[
+    Path | None, typer.Option("--checkpoint", help="a best.pt/last.pt instead of a study")
+]
+EnsembleOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ensemble",
+        help="average the re-runs in STUDY.verify (of --trial N, default the winner by mean)",
+    ),
+]
+EnsembleTopOption = Annotated[
+    int | None, typer.Option("--ensemble-top", help="average the top K trials of STUDY")
+]
+DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N")]
+BatchOption = Annotated[int, typer.Option("--batch", help="images per forward pass")]
+PostprocessSetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="override the post-processing, e.g. postprocess.thresh=0.25"),
+]
+DetectionFormat = Literal["ufo", "icdar", "csv"]
+
+
+def _model_source(
+    study: str | None,
+    trial: int | None,
+    best: bool,
+    checkpoint: Path | None,
+    ensemble: str | None,
+    top: int | None,
+    storage: str | None,
+    artifacts: Path,
+    sets: list[str] | None,
+) -> ModelSource:
+    """The model options of predict and evaluate, as one value."""
+    from sweeper.after import ModelSource
+
+    return ModelSource(
+        study, trial, best, checkpoint, ensemble, top, storage, artifacts, tuple(sets or ())
+    )
+
+
+@command("predict")
+def predict_cmd(
+    images: ImagesOption,
+    output: Annotated[Path, typer.Option("-o", "--output", help="file (ufo, csv) or folder")],
+    study: ModelStudyArg = None,
+    trial: ModelTrialOption = None,
+    best: BestOption = False,
+    checkpoint: CheckpointOption = None,
+    ensemble: EnsembleOption = None,
+    ensemble_top: EnsembleTopOption = None,
+    fmt: Annotated[DetectionFormat, typer.Option("--format", help="ufo, icdar or csv")] = "ufo",
+    device: DeviceOption = "auto",
+    batch: BatchOption = 1,
+    sets: PostprocessSetOption = None,
+    storage: StorageOption = None,
+    artifacts: ArtifactsOption = DEFAULT_ARTIFACTS,
+) -> None:
+    """Detect text on a folder of images with a trial, a checkpoint or an ensemble."""
+    from sweeper.after import predict_folder
+    from sweeper.view import image_progress, print_prediction
+
+    source = _model_source(
+        study, trial, best, checkpoint, ensemble, ensemble_top, storage, artifacts, sets
+    )
+    with image_progress(err) as (on_start, on_image):
+        done = predict_folder(
+            source, images, output, fmt=fmt, device=device, batch=batch,
+            on_start=on_start, on_image=on_image,
+        )  # fmt: skip
+    print_prediction(done, out)
+
+
+@command("evaluate")
+def evaluate_cmd(
+    images: ImagesOption,
+    annotations: Annotated[
+        Path, typer.Option("--annotations", help="UFO/CSV file or folder of ICDAR files")
+    ],
+    study: ModelStudyArg = None,
+    trial: ModelTrialOption = None,
+    best: BestOption = False,
+    checkpoint: CheckpointOption = None,
+    ensemble: EnsembleOption = None,
+    ensemble_top: EnsembleTopOption = None,
+    fmt: Annotated[
+        DetectionFormat, typer.Option("--format", help="the annotations': ufo, icdar or csv")
+    ] = "ufo",
+    device: DeviceOption = "auto",
+    batch: BatchOption = 1,
+    sets: PostprocessSetOption = None,
+    storage: StorageOption = None,
+    artifacts: ArtifactsOption = DEFAULT_ARTIFACTS,
+) -> None:
+    """Precision, recall and H-mean of a trial, checkpoint or ensemble on labelled images."""
+    from sweeper.after import evaluate_folder
+    from sweeper.view import image_progress, print_evaluation
+
+    source = _model_source(
+        study, trial, best, checkpoint, ensemble, ensemble_top, storage, artifacts, sets
+    )
+    with image_progress(err) as (on_start, on_image):
+        done = evaluate_folder(
+            source, images, annotations, fmt=fmt, device=device, batch=batch,
+            on_start=on_start, on_image=on_image,
+        )  # fmt: skip
+    print_evaluation(done, out)
+
+
+@command("record-test")
+def record_test_cmd(
+    study: StudyArg,
+    trial: Annotated[int, typer.Argument(metavar="TRIAL", help="number of a completed trial")],
+    hmean: Annotated[float, typer.Option("--hmean", help="H-mean, in 0..1 or percent")],
+    precision: Annotated[float | None, typer.Option("--precision", help="same scale")] = None,
+    recall: Annotated[float | None, typer.Option("--recall", help="same scale")] = None,
+    label: Annotated[
+        str, typer.Option("--label", help='what scored it, e.g. "LB public"')
+    ] = "test",
+    storage: StorageOption = None,
+) -> None:
+    """Keep a test or leaderboard score of a trial; rank shows it beside val and holdout."""
+    from sweeper.after import record_test
+    from sweeper.view import print_recorded
+
+    study_obj, _ = load_study(study, open_storage(resolve_url(storage), create=False))
+    done = record_test(study_obj, trial, hmean, precision=precision, recall=recall, label=label)
+    print_recorded(done, study, out)
 
 
 @command("dashboard")

@@ -9,14 +9,16 @@ the only place that spells them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from sweeper.recorded_scores import RecordedScore
 from sweeper.text import percent, time_split
 
 __all__ = [
     "METRIC_ATTRS",
+    "RECORDED_HEADING",
     "RESULT_ATTRS",
     "TrialCost",
     "TrialResult",
@@ -123,6 +125,10 @@ def own_cost(number: int, attrs: Mapping[str, Any]) -> TrialCost | None:
     return cost if cost is not None and cost.trial == number else None
 
 
+RECORDED_HEADING = "**recorded test scores** (sweeper record-test)"
+"""Where a trial's note ends and the recorded scores' section begins."""
+
+
 def _metric() -> Any:
     """A detection figure: a field :data:`METRIC_ATTRS` lists."""
     return field(default=None, metadata={"metric": True})
@@ -219,6 +225,19 @@ class TrialResult:
                 "",
             ]
         return "\n".join(lines) + "\n"
+
+    def recorded_section(self, recorded: Sequence[RecordedScore]) -> str:
+        """The scores ``sweeper record-test`` kept, as a Markdown section that follows the
+        note: a row per score and one with how much val overstated it."""
+        val = (self.val_precision, self.val_recall, self.val_hmean)
+        rows = [RECORDED_HEADING, "", "| | P | R | H |", "|---|---:|---:|---:|"]
+        for score in recorded:
+            test = (score.precision, score.recall, score.hmean)
+            drop = tuple(
+                None if v is None or t is None else v - t for v, t in zip(val, test, strict=True)
+            )
+            rows += [_row(score.label, test), _row(f"val − {score.label}", drop, signed=True)]
+        return "\n".join(rows) + "\n"
 
     def to_attrs(self) -> dict[str, Any]:
         """The user attributes that store it: every field that is not None."""

@@ -17,6 +17,7 @@ _exports.add(
     "_replay", "Replay", "ReplayOutcome", "judge", "replay", "rung_correlation", "spearman"
 )
 _exports.add("_replay_study", "MIN_REPLAY_TRIALS", "SettingReplay", "StudyReplay", "replay_study")
+_exports.add("_recorded", "RecordedAgreement", "recorded_agreement")
 _exports.add(
     "_selection", "RuleSpec", "RuleSummary", "hmean_from_counts", "kendall_tau", "simulate"
 )

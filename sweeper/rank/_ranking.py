@@ -23,8 +23,10 @@ from sweeper.define import StudySpec, given_back
 from sweeper.errors import StudyError
 from sweeper.paths import recorded_folder
 from sweeper.rank._pruning_savings import PruningSaving, pruning_saving
+from sweeper.rank._recorded import RecordedAgreement, recorded_agreement
 from sweeper.rank._rules import RULES, Rule, rule_value
 from sweeper.rank._spend import SweepCost, sweep_cost
+from sweeper.recorded_scores import RecordedScore, recorded_by_trial
 from sweeper.trial_result import METRIC_ATTRS, TrialResult
 from sweeper.tuned_postprocess import tuned_by_trial
 from trainer_core.config import apply_overrides
@@ -50,6 +52,12 @@ class RankedTrial:
     gap_recall: float | None = None
     postprocess_tuned: dict[str, float | int] | None = None
     """The post-processing ``sweeper tune-postprocess`` found for it, if it was tuned."""
+    recorded: list[RecordedScore] = field(default_factory=list)
+    """Test or leaderboard scores it got back (``sweeper record-test``), by label."""
+
+    def recorded_hmean(self, label: str) -> float | None:
+        """The H-mean recorded under ``label``, if any."""
+        return next((s.hmean for s in self.recorded if s.label == label), None)
 
     @property
     def recall_gap(self) -> float | None:
@@ -92,6 +100,14 @@ class Ranking:
     """Trials started after the budget was spent elsewhere and failed untrained; not failures."""
     cost: SweepCost | None = None
     """Device-hours spent, what pruning saved of them, and when the sweep neared its best."""
+    recorded_agreement: list[RecordedAgreement] = field(default_factory=list)
+    """Per label recorded on 2+ completed trials: what val overstated, which rule ordered
+    them best."""
+
+    @property
+    def recorded_labels(self) -> list[str]:
+        """The labels of the completed trials' recorded scores, first recorded first."""
+        return list(dict.fromkeys(s.label for t in self.completed for s in t.recorded))
 
     def to_json(self, top: int | None = None) -> str:
         return json.dumps(
@@ -107,6 +123,7 @@ class Ranking:
                 "running": self.running,
                 "pruning_saving": None if self.saving is None else asdict(self.saving),
                 "cost": None if self.cost is None else asdict(self.cost),
+                "recorded_agreement": [asdict(a) for a in self.recorded_agreement],
             },
             indent=2,
         )
@@ -188,18 +205,28 @@ def rank_study(
         for t in trials
         if t.state == TrialState.FAIL and not given_back(t)
     )
+    completed = _completed(
+        trials,
+        by,
+        penalty,
+        tolerance,
+        tuned_by_trial(study.user_attrs),
+        recorded_by_trial(study.user_attrs),
+    )
+    rules = RULES if spec.ranking.gap_source == "holdout" else ("score", "val")
     return Ranking(
         study.study_name,
         by,
         penalty,
         tolerance,
-        _completed(trials, by, penalty, tolerance, tuned_by_trial(study.user_attrs)),
+        completed,
         _pruned(trials),
         failed,
         sum(t.state == TrialState.RUNNING for t in trials),
         pruning_saving(trials, spec.base.epochs),
         given_back=sum(given_back(t) for t in trials),
         cost=sweep_cost(trials, spec, by, penalty, tolerance),
+        recorded_agreement=recorded_agreement(completed, rules, _sort_value),
     )
 
 
@@ -221,8 +248,10 @@ def _completed(
     penalty: float,
     tolerance: float,
     tuned: dict[int, Any],
+    recorded: dict[int, list[RecordedScore]],
 ) -> list[RankedTrial]:
-    """The completed trials that validated, best first, with their tuned post-processing."""
+    """The completed trials that validated, best first, with their tuned post-processing and
+    recorded test scores."""
     completed = [
         r
         for t in trials
@@ -230,7 +259,11 @@ def _completed(
     ]
     completed.sort(key=lambda r: (_sort_value(by, r), r.val_hmean), reverse=True)
     return [
-        replace(r, postprocess_tuned=tuned[r.number].params) if r.number in tuned else r
+        replace(
+            r,
+            postprocess_tuned=tuned[r.number].params if r.number in tuned else None,
+            recorded=recorded.get(r.number, []),
+        )
         for r in completed
     ]
 

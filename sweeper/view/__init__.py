@@ -6,6 +6,8 @@ from sweeper._lazy import LazyExports
 
 _exports = LazyExports(__name__, globals())
 _exports.add("_dashboard", "run_dashboard")
+_exports.add("_predict_report", "image_progress", "print_evaluation", "print_prediction")
+_exports.add("_predict_report", "print_recorded")
 _exports.add("_rank_table", "print_ranking")
 _exports.add("_replay_table", "ReplayFormat", "print_replay")
 _exports.add("_selection_plot", "selection_png")

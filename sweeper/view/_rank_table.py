@@ -29,6 +29,21 @@ def _param_columns(names: list[str], rows: list) -> list[Column]:
     ]
 
 
+def _recorded_columns(labels: list[str], rows: list[RankedTrial]) -> list[Column]:
+    """Per recorded label: its H-mean, and how much val overstated it (``sweeper
+    record-test``)."""
+    columns = []
+    for label in labels:
+        recorded = [t.recorded_hmean(label) for t in rows]
+        pairs = zip(rows, recorded, strict=True)
+        drops = [None if h is None else t.val_hmean - h for t, h in pairs]
+        columns += [
+            Column(f"{label} H", [percent(h) for h in recorded]),
+            Column(f"val − {label}", [percent(d, signed=True) for d in drops]),
+        ]
+    return columns
+
+
 def _trial_cell(trial: RankedTrial) -> str:
     """The trial number, starred when its post-processing was tuned."""
     return f"{trial.number}*" if trial.postprocess_tuned else str(trial.number)
@@ -68,6 +83,7 @@ def print_ranking(
         Column("trial", [_trial_cell(t) for t in done], required=True),
         key,
         *(figures[k] for k in ("score", "val") if k != ranking.by),
+        *_recorded_columns(ranking.recorded_labels, done),
         Column("gap", [percent(t.gap, signed=True) for t in done]),
         Column("R gap", [percent(t.recall_gap, signed=True) for t in done]),
         *_param_columns(names, done),
@@ -87,6 +103,8 @@ def print_ranking(
             )
     else:
         console.print(f"{ranking.study}: no completed trial yet", markup=False)
+    for agreement in ranking.recorded_agreement:
+        console.print(agreement.describe(), markup=False)
     if ranking.pruned:
         pruned = ranking.pruned
         columns = [

@@ -18,6 +18,7 @@ TOP_LEVEL_LEAVES = [
     "attrs",
     "errors",
     "paths",
+    "recorded_scores",
     "text",
     "trial_result",
     "tuned_postprocess",
