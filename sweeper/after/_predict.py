@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 from pydantic import ValidationError
 
 from storage import open_storage, resolve_url
 from sweeper.after._postprocess import trial_checkpoint
+from sweeper.after._trials import completed_trial
 from sweeper.after._verify import source_study_name, verify_report
 from sweeper.attrs import VERIFY_SOURCE_ATTR
 from sweeper.define import StudySpec, load_study
@@ -146,21 +147,6 @@ def _set_overrides(items: tuple[str, ...]) -> dict[str, Any]:
     return parsed
 
 
-def _trial(study: optuna.Study, number: int) -> FrozenTrial:
-    trials = study.get_trials(deepcopy=False)
-    found = next((t for t in trials if t.number == number), None)
-    if found is None:
-        raise StudyError(
-            f"study {study.study_name!r} has no trial {number} (trials 0..{len(trials) - 1})"
-        )
-    if found.state != TrialState.COMPLETE:
-        raise StudyError(
-            f"trial {number} of study {study.study_name!r} is {found.state.name.lower()}; "
-            "predict with a completed trial (sweeper rank lists them)"
-        )
-    return found
-
-
 def _config(checkpoint: Path) -> TrainConfig:
     return load_member(checkpoint)[1]
 
@@ -186,12 +172,12 @@ def _from_study(
         ranked = rank_study(study, spec).completed[: source.ensemble_top]
         if not ranked:
             raise StudyError(f"study {study.study_name!r} has no completed trial yet")
-        trials = [_trial(study, r.number) for r in ranked]
+        trials = [completed_trial(study, r.number, "predict with") for r in ranked]
         numbers = ", ".join(str(t.number) for t in trials)
         what = f"ensemble of the top {len(trials)} trials of {study.study_name} ({numbers})"
         return [trial_checkpoint(study, t, artifacts) for t in trials], trials[0].number, what
     if source.trial is not None:
-        trial = _trial(study, source.trial)
+        trial = completed_trial(study, source.trial, "predict with")
         what = f"trial {trial.number} of {study.study_name}"
     else:
         trial = best_trial(study, spec)

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
 from optuna_dashboard import get_note, save_note
 
-from sweeper.errors import SpecError, StudyError
+from sweeper.after._trials import completed_trial
+from sweeper.errors import SpecError
 from sweeper.recorded_scores import (
     DEFAULT_LABEL,
     RecordedScore,
@@ -39,20 +39,13 @@ class Recorded:
     replaced: RecordedScore | None
     """The score of the same label it replaced, if any."""
 
-
-def _completed(study: optuna.Study, number: int) -> FrozenTrial:
-    trials = study.get_trials(deepcopy=False)
-    found = next((t for t in trials if t.number == number), None)
-    if found is None:
-        raise StudyError(
-            f"study {study.study_name!r} has no trial {number} (trials 0..{len(trials) - 1})"
-        )
-    if found.state != TrialState.COMPLETE:
-        raise StudyError(
-            f"trial {number} of study {study.study_name!r} is {found.state.name.lower()}; "
-            "record test scores of completed trials (sweeper rank lists them)"
-        )
-    return found
+    @property
+    def hmean_of_p_and_r(self) -> float | None:
+        """``2PR / (P + R)`` when both were given: what the H-mean should be."""
+        p, r = self.score.precision, self.score.recall
+        if p is None or r is None:
+            return None
+        return 0.0 if p + r == 0 else 2 * p * r / (p + r)
 
 
 def record_test(
@@ -86,7 +79,7 @@ def record_test(
     label = label.strip()
     if not label:
         raise SpecError("--label: must not be empty")
-    trial = _completed(study, number)
+    trial = completed_trial(study, number, "record test scores of")
     values, percent = to_fractions({"--hmean": hmean, "--precision": precision, "--recall": recall})
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     score = RecordedScore(

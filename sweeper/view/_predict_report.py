@@ -94,6 +94,13 @@ def print_recorded(done: Recorded, study: str, console: Console) -> None:
         f"  {name} {v:.4f}" for name, v in (("P", s.precision), ("R", s.recall)) if v is not None
     )
     _print(console, f"trial {done.trial} of {study}, {s.label}: {figures} ({scale})")
+    expected = done.hmean_of_p_and_r
+    if expected is not None and abs(expected - s.hmean) > 0.005:
+        _print(
+            console,
+            f"  warning: 2PR/(P+R) is {expected:.4f}, not the H-mean {s.hmean:.4f}; "
+            "check the figures (stored as given)",
+        )
     if done.replaced is not None:
         _print(console, f"  replaced {s.label} H {done.replaced.hmean:.4f}")
     if done.val_hmean is not None:

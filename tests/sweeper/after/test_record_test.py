@@ -64,12 +64,15 @@ def test_scores_round_trip_in_one_scale_with_several_labels(
     done = _record(url, "1", "--hmean", "85.5", "--precision", "90", "--recall", "81.4")
     assert done.exit_code == 0, done.output
     assert "read as percent" in done.output and "H 0.8550" in done.output
-    assert "val − test: +2.50" in done.output
+    assert "val − test: +2.50" in done.output and "warning" not in done.output
     done = _record(url, "1", "--hmean", "0.8412", "--label", "LB private")
     assert done.exit_code == 0 and "read as fractions" in done.output, done.output
     args = ("--precision", "0.9", "--recall", "0.814", "--label", "test")
     done = _record(url, "1", "--hmean", "0.851", *args)
     assert "replaced test H 0.8550" in done.output, done.output
+
+    swapped = _record(url, "2", "--hmean", "0.85", "--precision", "0.9", "--recall", "0.5")
+    assert "warning: 2PR/(P+R) is 0.6429, not the H-mean 0.8500" in swapped.output
 
     loaded, _ = load_study(NAME, open_storage(url))
     [test, private] = recorded_by_trial(loaded.user_attrs)[1]
