@@ -73,6 +73,9 @@ def test_outputs_of_the_wrong_kind_are_named(tmp_path: Path) -> None:
         write_detections(tmp_path / "file", {}, "icdar")
     with pytest.raises(DataError, match="a folder; --format ufo writes one file"):
         write_detections(tmp_path, {}, "ufo")
+    with pytest.raises(DataError, match=r"b\.png and b\.jpg would both be res_b\.txt"):
+        write_detections(tmp_path / "res", {"b.jpg": [], "b.png": []}, "icdar")
+    assert not (tmp_path / "res").exists()
     with pytest.raises(DataError, match="format: 'xml' is not one of ufo, icdar, csv"):
         write_detections(tmp_path / "x", {}, "xml")  # type: ignore[arg-type]
 

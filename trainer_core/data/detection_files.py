@@ -77,8 +77,16 @@ def _icdar_lines(name: str, polygons: Sequence[np.ndarray]) -> str:
 
 def _write_icdar(folder: Path, detections: Detections) -> None:
     folder.mkdir()
+    written: dict[str, str] = {}
     for name, polygons in detections.items():
-        (folder / f"res_{Path(name).stem}.txt").write_text(_icdar_lines(name, polygons))
+        file = f"res_{Path(name).stem}.txt"
+        if file in written:
+            raise DataError(
+                f"{name} and {written[file]} would both be {file}; the icdar format names "
+                "results by the image's stem, so use ufo or csv"
+            )
+        written[file] = name
+        (folder / file).write_text(_icdar_lines(name, polygons))
 
 
 def write_detections(out: Path, detections: Detections, fmt: Format) -> Path:
