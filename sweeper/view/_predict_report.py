@@ -46,6 +46,13 @@ def _models(models: Models, console: Console) -> None:
     _print(console, f"model: {models.what}")
     post = ", ".join(f"{k}={v}" for k, v in models.post.model_dump().items())
     _print(console, f"post-processing: {models.post_from} ({post})")
+    if len(models.checkpoints) > 1:
+        _print(
+            console,
+            "note: averaged maps are flatter where the members disagree, so a box_thresh "
+            "tuned for one model can drop true regions of the ensemble (BENCHMARKS.md); "
+            "check on a labelled split with sweeper evaluate and --set postprocess.box_thresh=V",
+        )
 
 
 def _skipped(skipped: list[tuple[Path, str]], console: Console) -> None:
