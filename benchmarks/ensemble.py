@@ -12,11 +12,13 @@
    scores best on the other half (a grid over ``thresh`` and ``box_thresh``, scored on the
    maps by ``MapScorer``, as ``tune-postprocess`` scores). An averaged map is flatter where
    the members disagree, so the box score threshold that suits one model need not suit it.
-5. Time per image of ``predict_images`` with K = 1..N members: on the evaluation pages with
-   the fold models, and on the real SROIE receipts (460x1000 to 750x2200) with DBNet-resnet18
-   at 640 px, the production size (random weights: the time does not depend on them).
+5. Time per image of ``predict_images`` (reading, the members, post-processing) with K = 1..N
+   members, in one thread, as process CPU time (robust to a shared machine) and wall time: on
+   the evaluation pages with the fold models, and on the real SROIE receipts (460x1000 to
+   750x2200) with DBNet-resnet18 at 640 px, the production size (random weights: the time
+   does not depend on them).
 
-    uv run python benchmarks/ensemble.py            # the measurement (a few minutes)
+    uv run python benchmarks/ensemble.py            # the measurement (see BENCHMARKS.md)
     uv run python benchmarks/ensemble.py --quick    # the pipeline end to end, small
 """
 
@@ -75,27 +77,41 @@ def _folds(cache: Path, start: Path, train: Path, sizes: Sizes) -> list[Path]:
     return paths
 
 
-def _seconds_per_image(
+def _per_image(
     members: list[Member], paths: list[Path], post: PostprocessConfig, repeats: int
-) -> float:
-    """Median over ``repeats`` of predict_images' wall time per image (one untimed run)."""
+) -> tuple[float, float]:
+    """Median over ``repeats`` of predict_images' (wall, process CPU) seconds per image, in
+    one intra-op thread (one untimed run first). CPU time is what the work costs whatever
+    else the machine runs; wall time shows the machine's load too."""
     ensemble = Ensemble(members, CPU)
     predict_images(ensemble, paths[:2], post)
-    times = [predict_images(ensemble, paths, post).seconds / len(paths) for _ in range(repeats)]
-    return statistics.median(times)
+    walls, cpus = [], []
+    for _ in range(repeats):
+        start_cpu = time.process_time()
+        walls.append(predict_images(ensemble, paths, post).seconds / len(paths))
+        cpus.append((time.process_time() - start_cpu) / len(paths))
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def _timing_rows(
     members: list[Member], paths: list[Path], post: PostprocessConfig, repeats: int
 ) -> list[str]:
-    one = None
-    rows = []
-    for k in sorted({1, 2, len(members) // 2 + 1, len(members)}):
-        s = _seconds_per_image(members[:k], paths, post, repeats)
-        one = one or s
-        rows.append(f"| {k} | {1e3 * s:.1f} | {s / one:.2f}x |")
-    return rows
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rows, one = [], None
+        for k in sorted({1, 2, len(members) // 2 + 1, len(members)}):
+            wall, cpu = _per_image(members[:k], paths, post, repeats)
+            one = one or cpu
+            rows.append(f"| {k} | {1e3 * cpu:.1f} | {cpu / one:.2f}x | {1e3 * wall:.1f} |")
+        return rows
+    finally:
+        torch.set_num_threads(threads)
 
+
+_TIMING_HEADER = (
+    "| members | CPU ms per image (1 thread) | vs one | wall ms per image |\n|---:|---:|---:|---:|"
+)
 
 GRID = [
     {"thresh": t, "box_thresh": b} for t in (0.2, 0.3, 0.4, 0.5) for b in (0.3, 0.4, 0.5, 0.6, 0.7)
@@ -189,14 +205,14 @@ def _timing_tables(
     DBNet-resnet18 at 640 px on the real receipts."""
     pages = [s.image for s in evaluation]
     print("\nper image, the fold models on the held-out pages (192x96, 128 px input):")
-    print("| members | ms per image | vs one |\n|---:|---:|---:|")
+    print(_TIMING_HEADER)
     print("\n".join(_timing_rows(members, pages, post, repeats)))
 
     big = ModelConfig(backbone="resnet18", neck_channels=256)
     receipts = [Member(build_model(big), 640, "fp32") for _ in range(len(members))]
     real = list_images(SROIE)[: 3 if quick else None]
     print(f"\nper image, DBNet-resnet18 at 640 px on {len(real)} SROIE receipts:")
-    print("| members | ms per image | vs one |\n|---:|---:|---:|")
+    print(_TIMING_HEADER)
     print("\n".join(_timing_rows(receipts, real, PostprocessConfig(), repeats)))
 
 
