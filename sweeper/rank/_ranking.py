@@ -248,7 +248,7 @@ def _completed(
     penalty: float,
     tolerance: float,
     tuned: dict[int, Any],
-    recorded: dict[int, list[RecordedScore]],
+    recorded: dict[int, list[RecordedScore]] | None = None,
 ) -> list[RankedTrial]:
     """The completed trials that validated, best first, with their tuned post-processing and
     recorded test scores."""
@@ -262,7 +262,7 @@ def _completed(
         replace(
             r,
             postprocess_tuned=tuned[r.number].params if r.number in tuned else None,
-            recorded=recorded.get(r.number, []),
+            recorded=(recorded or {}).get(r.number, []),
         )
         for r in completed
     ]

@@ -10,7 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
-from optuna_dashboard import get_note
+from optuna_dashboard import get_note, save_note
 from typer.testing import CliRunner
 
 from storage import open_storage
@@ -79,11 +79,23 @@ def test_scores_round_trip_in_one_scale_with_several_labels(
     assert (test.label, test.hmean, test.precision, test.recall) == ("test", 0.851, 0.9, 0.814)
     assert (private.label, private.hmean, private.precision) == ("LB private", 0.8412, None)
 
-    # The dashboard note shows them under the trial's own figures.
+    # The dashboard note shows them under the trial's own figures, once.
     note = get_note(optuna.Trial(loaded, loaded.trials[1]._trial_id))
+    assert note.startswith("**score 88.00**") and note.count("recorded test scores") == 1
     assert "| test | 90.00 | 81.40 | 85.10 |" in note
     assert "| LB private | - | - | 84.12 |" in note
     assert "| val − test | -2.00 | +6.60 | +2.90 |" in note
+
+
+def test_the_note_the_worker_wrote_is_kept(study: tuple[str, optuna.Study]) -> None:
+    url, made = study
+    trial = optuna.Trial(made, made.trials[0]._trial_id)
+    save_note(trial, "what the worker wrote\n\ncost: 1 device-hour\n")
+    for hmean in ("0.8", "0.7"):
+        assert _record(url, "0", "--hmean", hmean).exit_code == 0
+    note = get_note(trial)
+    assert note.startswith("what the worker wrote\n\ncost: 1 device-hour\n\n**recorded")
+    assert note.count("recorded test scores") == 1 and "| test | - | - | 70.00 |" in note
 
 
 def test_rank_shows_the_scores_the_drop_and_the_rule_that_orders_them(
