@@ -238,3 +238,18 @@ def test_a_missing_images_folder_is_named(sweep: tuple[Path, str], tmp_path: Pat
         str(tmp_path / "o.json"),
     )
     assert done.exit_code == 2 and "nope: not a folder of images" in done.output
+
+
+def test_evaluate_reads_icdar_labels_with_their_dont_care_regions(
+    sweep: tuple[Path, str], shared_data: Path
+) -> None:
+    root, url = sweep
+    toy = shared_data / "icdar2015_toy"
+    done = _run(
+        root, url, "evaluate", NAME, "--images", str(toy / "images"),
+        "--annotations", str(toy / "annotations"), "--format", "icdar",
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    # 82 boxes, 61 of them ### (don't care): 21 ground truths to find, on 10 images.
+    assert "10 of 10 annotated images" in done.output
+    assert "21 ground truths" in done.output
