@@ -605,7 +605,9 @@ ImagesOption = Annotated[Path, typer.Option("--images", help="folder of jpg/png 
 ModelTrialOption = Annotated[
     int | None, typer.Option("--trial", help="this completed trial (default: the best)")
 ]
-BestOption = Annotated[bool, typer.Option("--best", help="the best trial by the spec's rule")]
+BestOption = Annotated[
+    bool, typer.Option("--best", metavar=FLAG, help="the best trial by the spec's rule")
+]
 CheckpointOption = Annotated[
     Path | None, typer.Option("--checkpoint", help="a best.pt/last.pt instead of a study")
 ]
