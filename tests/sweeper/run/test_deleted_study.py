@@ -21,7 +21,6 @@ from tests.sweeper.tiny_sweep import (
     start_sweeper,
     sweeper,
     tiny_spec,
-    wait_for_checkpoint,
     worker_args,
 )
 
@@ -76,7 +75,13 @@ def test_delete_study_under_two_worker_processes(tmp_path: Path, sqlite_url: str
         text=True,
     )
     try:
-        wait_for_checkpoint(artifacts, "doomed", node)
+        # Both workers mid-trial (a checkpoint each): on a quiet machine the second may
+        # still be starting when the first has one, and would meet no study at all.
+        deadline = time.monotonic() + 300
+        while len(list(artifacts.glob("checkpoints/*/trial-*/last.pt"))) < 2:
+            assert node.poll() is None, node.communicate()[1]
+            assert time.monotonic() < deadline, "the two workers never both checkpointed"
+            time.sleep(0.2)
         deleted = sweeper(
             *("delete-study", "doomed", "--yes", "--storage", sqlite_url),
             *("--artifacts", str(artifacts)),
