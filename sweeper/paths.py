@@ -134,10 +134,25 @@ def remove_study_files(artifacts: Path, key: str, pictures: Iterable[str] = ()) 
     freed = 0
     for target in targets:
         target = inside(artifacts, target)
+        files = target.rglob("*") if target.is_dir() else [target]
+        freed += sum(_size(f) for f in files)
+        # A worker still running may rename or drop a file mid-walk (last.pt.tmp ->
+        # last.pt): what is already gone needs no deleting.
         if target.is_dir():
-            freed += sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
-            shutil.rmtree(target)
-        elif target.is_file():
-            freed += target.stat().st_size
-            target.unlink()
+            shutil.rmtree(target, onerror=_gone_is_fine)
+        else:
+            target.unlink(missing_ok=True)
     return freed
+
+
+def _size(path: Path) -> int:
+    """Bytes of ``path``; 0 for a folder or a file that is gone."""
+    try:
+        return path.stat().st_size if path.is_file() else 0
+    except FileNotFoundError:
+        return 0
+
+
+def _gone_is_fine(function: object, path: str, exc_info: tuple) -> None:
+    if not issubclass(exc_info[0], FileNotFoundError):
+        raise exc_info[1]
